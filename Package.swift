@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strictSwift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "sockway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sockway", targets: ["sockway"]),
+        .library(name: "SockwayServer", targets: ["SockwayServer"]),
+        .library(name: "SockwaySockJS", targets: ["SockwaySockJS"]),
+        .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Layer 1: sans-I/O cores.
+        .target(
+            name: "SockwaySockJS",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .target(
+            name: "SockwayWebSocket",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // Layer 2: NIO adapters and the public embedding API.
+        .target(
+            name: "SockwayServer",
+            dependencies: [
+                "SockwaySockJS",
+                "SockwayWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // Layer 4: the command line.
+        .executableTarget(
+            name: "sockway",
+            dependencies: [
+                "SockwayServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwaySockJSTests",
+            dependencies: ["SockwaySockJS"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayWebSocketTests",
+            dependencies: ["SockwayWebSocket"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayServerTests",
+            dependencies: [
+                "SockwayServer",
+                "SockwaySockJS",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+    ]
+)

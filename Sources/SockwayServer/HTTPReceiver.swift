@@ -1,0 +1,109 @@
+import NIOCore
+import NIOHTTP1
+import SockwaySockJS
+
+/// A polling or streaming HTTP response that receives a session's frames.
+///
+/// Lives on the session's loop; the response itself belongs to the connection's handler, possibly on
+/// another loop, and every operation on it goes through that handler.
+final class HTTPReceiver: SessionReceiver, @unchecked Sendable {
+    // Mutable state below is touched only on the session's event loop.
+    let kind: SockJSSessionStateMachine.ReceiverKind
+    private let transport: SockJSTransport
+    private let callback: String?
+    private let connection: NIOLoopBound<SockwayHTTPHandler>
+    private let channel: any Channel
+    private var remainingBytes: Int
+    private var scratch = ByteBuffer()
+    private var finished = false
+
+    init(
+        transport: SockJSTransport,
+        callback: String?,
+        responseLimit: Int,
+        connection: NIOLoopBound<SockwayHTTPHandler>,
+        channel: any Channel
+    ) {
+        self.transport = transport
+        self.callback = callback
+        self.connection = connection
+        self.channel = channel
+        switch transport.role {
+        case .receiver(.polling):
+            kind = .polling
+            remainingBytes = .max
+        default:
+            kind = .streaming
+            remainingBytes = responseLimit
+        }
+    }
+
+    var isWritable: Bool { !finished && channel.isWritable }
+
+    func write(_ frame: SockJSFrame) -> Bool {
+        guard !finished else { return true }
+        var buffer = channel.allocator.buffer(capacity: 64)
+        transport.writeFrame(frame, callback: callback, into: &buffer, scratch: &scratch)
+        remainingBytes -= buffer.readableBytes
+        let bytes = buffer
+        onConnection { $0.writeReceiverBody(bytes) }
+        return remainingBytes <= 0
+    }
+
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        onConnection { [self] in $0.endReceiver(self) }
+    }
+
+    private func onConnection(_ body: @escaping @Sendable (SockwayHTTPHandler) -> Void) {
+        let connection = self.connection
+        if connection.eventLoop.inEventLoop {
+            body(connection.value)
+        } else {
+            connection.eventLoop.execute { body(connection.value) }
+        }
+    }
+}
+
+extension EndpointRuntime {
+    /// Attaches an HTTP receiver to session `id`, creating the session if needed. Call on the owner loop.
+    func attach(
+        _ receiver: HTTPReceiver,
+        toSession id: String,
+        transport: SockJSTransport,
+        remoteAddress: SocketAddress?,
+        headers: HTTPHeaders
+    ) {
+        let loop = store.owner(of: id)
+        loop.preconditionInEventLoop()
+        let core: SessionCore
+        if let existing = store.session(id: id) {
+            core = existing
+        } else {
+            let store = self.store
+            core = SessionCore(eventLoop: loop, endpoint: self) { reaped in store.remove(id: id, core: reaped) }
+            core.setHandle(
+                SockwaySession(
+                    id: id,
+                    transport: transport.name,
+                    remoteAddress: remoteAddress,
+                    headers: headers,
+                    eventLoop: loop,
+                    core: core,
+                    inboundLimit: endpoint.options.maxInboundQueuedMessages,
+                    outboxLimit: endpoint.options.maxQueuedMessages
+                )
+            )
+            store.insert(core, id: id)
+        }
+        core.attach(receiver)
+    }
+
+    /// Delivers messages to session `id`. Returns `false` if there is no such session. Call on the owner loop.
+    func deliver(_ messages: [String], toSession id: String) -> Bool {
+        guard let core = store.session(id: id) else { return false }
+        core.deliver(messages)
+        return true
+    }
+}

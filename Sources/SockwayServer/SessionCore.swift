@@ -1,0 +1,233 @@
+import NIOCore
+import SockwaySockJS
+
+/// Where a session's frames go: a polling or streaming HTTP response, or a WebSocket.
+/// Used on the session's event loop only.
+protocol SessionReceiver: AnyObject {
+    var kind: SockJSSessionStateMachine.ReceiverKind { get }
+    /// Whether the receiver can take more frames now (its channel is under the write high-water mark).
+    var isWritable: Bool { get }
+    /// Writes one frame. Returns `true` when the receiver's response budget is spent.
+    func write(_ frame: SockJSFrame) -> Bool
+    /// Ends the response, or closes the WebSocket.
+    func finish()
+}
+
+/// The I/O side of one session: runs the state machine's actions on the session's event loop.
+final class SessionCore {
+    let eventLoop: any EventLoop
+    let endpoint: EndpointRuntime
+    private(set) var machine: SockJSSessionStateMachine
+    private(set) var receiver: (any SessionReceiver)?
+    private var timer: Scheduled<Void>?
+    /// The public handle; released when the session is reaped.
+    private(set) var handle: SockwaySession?
+    private var delegate: (any SockwaySessionDelegate)?
+    private var onReap: ((SessionCore) -> Void)?
+
+    private var deliveryDepth = 0
+    private var flushDeferred = false
+    private var runDepth = 0
+    private var notifications: [Notification] = []
+
+    private enum Notification {
+        case open
+        case closed(SockJSCloseReason)
+        case reap
+    }
+
+    init(eventLoop: any EventLoop, endpoint: EndpointRuntime, onReap: @escaping (SessionCore) -> Void) {
+        self.eventLoop = eventLoop
+        self.endpoint = endpoint
+        self.machine = SockJSSessionStateMachine(configuration: endpoint.endpoint.options.sessionConfiguration)
+        self.onReap = onReap
+    }
+
+    func setHandle(_ handle: SockwaySession) {
+        self.handle = handle
+    }
+
+    var isReaped: Bool { machine.phase == .closed && onReap == nil }
+
+    // MARK: Events from receivers
+
+    func attach(_ newReceiver: any SessionReceiver) {
+        eventLoop.preconditionInEventLoop()
+        let alreadyAttached = machine.receiver != nil
+        let actions = machine.receiverAttached(newReceiver.kind, now: eventLoop.now)
+        if !alreadyAttached && machine.receiver != nil { receiver = newReceiver }
+        run(actions, for: newReceiver)
+    }
+
+    func detach(_ oldReceiver: any SessionReceiver, aborted: Bool, reason: SockJSCloseReason? = nil) {
+        guard receiver === oldReceiver else { return }
+        receiver = nil
+        run(machine.receiverDetached(aborted: aborted, reason: reason, now: eventLoop.now), for: oldReceiver)
+    }
+
+    /// The receiver can take frames again (its channel became writable).
+    func receiverBecameWritable(_ someReceiver: any SessionReceiver) {
+        guard receiver === someReceiver else { return }
+        flush()
+    }
+
+    func deliver(_ messages: [String]) {
+        guard machine.isOpen, !messages.isEmpty else { return }
+        deliveryDepth += 1
+        if let delegate, let handle {
+            delegate.session(handle, didReceive: messages)
+        } else if let handle, !handle.deliverToStream(messages) {
+            close(.receiveQueueFull)
+        }
+        deliveryDepth -= 1
+        if deliveryDepth == 0 && flushDeferred {
+            flushDeferred = false
+            flush()
+        }
+    }
+
+    // MARK: Calls from the application
+
+    func send(_ message: String) {
+        switch machine.enqueue(message) {
+        case .queued: scheduleFlush()
+        case .notOpen: break
+        case .overflow: close(.sendQueueFull)
+        }
+    }
+
+    func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
+        for message in messages {
+            switch machine.enqueue(message) {
+            case .queued: continue
+            case .notOpen: return
+            case .overflow:
+                close(.sendQueueFull)
+                return
+            }
+        }
+        scheduleFlush()
+    }
+
+    func close(_ reason: SockJSCloseReason) {
+        run(machine.closeRequested(reason, now: eventLoop.now), for: receiver)
+    }
+
+    // MARK: Internals
+
+    private func scheduleFlush() {
+        if deliveryDepth > 0 {
+            // Coalesce everything the delegate sends during one delivery into one frame.
+            flushDeferred = true
+        } else {
+            flush()
+        }
+    }
+
+    private func flush() {
+        guard let current = receiver, current.isWritable else { return }
+        switch machine.flush(now: eventLoop.now) {
+        case .none:
+            break
+        case .write(let frame):
+            if current.write(frame) { budgetSpent(current) }
+        case .writeAndFinish(let frame, let deadline):
+            _ = current.write(frame)
+            receiver = nil
+            current.finish()
+            arm(deadline)
+        }
+    }
+
+    private func budgetSpent(_ spent: any SessionReceiver) {
+        guard receiver === spent else { return }
+        receiver = nil
+        spent.finish()
+        run(machine.receiverDetached(aborted: false, now: eventLoop.now), for: spent)
+    }
+
+    private func timerFired() {
+        timer = nil
+        run(machine.timerFired(now: eventLoop.now), for: receiver)
+    }
+
+    private func arm(_ deadline: NIODeadline) {
+        timer?.cancel()
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.timerFired()
+        }
+    }
+
+    private func run(_ actions: [SockJSSessionStateMachine.Action], for target: (any SessionReceiver)?) {
+        runDepth += 1
+        var spent = false
+        for action in actions {
+            switch action {
+            case .write(let frame):
+                if let target, target.write(frame) { spent = true }
+            case .finishReceiver:
+                if receiver === target { receiver = nil }
+                target?.finish()
+                spent = false
+            case .reject(let frame):
+                _ = target?.write(frame)
+                target?.finish()
+            case .notifyOpen:
+                notifications.append(.open)
+            case .notifyClosed(let reason):
+                notifications.append(.closed(reason))
+            case .armTimer(let deadline):
+                arm(deadline)
+            case .reap:
+                timer?.cancel()
+                timer = nil
+                notifications.append(.reap)
+            }
+        }
+        if spent, let target { budgetSpent(target) }
+        runDepth -= 1
+        // Application callbacks run after the actions, so that a callback that sends or closes sees a
+        // settled state machine rather than one halfway through an action list.
+        if runDepth == 0 { dispatchNotifications() }
+    }
+
+    private func dispatchNotifications() {
+        while !notifications.isEmpty {
+            let next = notifications.removeFirst()
+            switch next {
+            case .open:
+                open()
+            case .closed(let reason):
+                if let handle {
+                    delegate?.session(handle, didCloseWith: reason)
+                    handle.finishStream()
+                }
+            case .reap:
+                let reap = onReap
+                onReap = nil
+                delegate = nil
+                handle = nil
+                reap?(self)
+            }
+        }
+    }
+
+    private func open() {
+        guard let handle else { return }
+        switch endpoint.endpoint.handler {
+        case .eventLoop(let makeDelegate):
+            let delegate = makeDelegate(handle)
+            self.delegate = delegate
+            delegate.sessionDidOpen(handle)
+        case .async(let body):
+            Task {
+                do {
+                    try await body(handle)
+                    handle.close()
+                } catch {
+                    handle.close(code: 1011, reason: "Internal server error")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import NIOCore
+import SockwaySockJS
+
+/// Everything the server needs about one endpoint at run time.
+final class EndpointRuntime: Sendable {
+    let endpoint: SockwayEndpoint
+    let rules: SockJSServiceRules
+    let store: SessionStore
+
+    init(endpoint: SockwayEndpoint, loops: [any EventLoop]) {
+        self.endpoint = endpoint
+        self.rules = endpoint.options.rules
+        self.store = SessionStore(loops: loops)
+    }
+}
+
+/// The sessions of one endpoint, sharded by session id over the event loops.
+///
+/// A session id always maps to the same loop, so finding a session needs no lock: a request on
+/// another loop hops to the owner. WebSocket sessions (which have no shared id) live on their
+/// connection's loop and are only tracked for shutdown.
+final class SessionStore: Sendable {
+    let loops: [any EventLoop]
+    private let shards: [Shard]
+
+    /// The sessions of one loop. Created off the loop, used only on it (asserted in debug builds).
+    final class Shard: @unchecked Sendable {
+        let eventLoop: any EventLoop
+        private var storage = Storage()
+
+        struct Storage {
+            var byID: [String: SessionCore] = [:]
+            var anonymous: [ObjectIdentifier: SessionCore] = [:]
+        }
+
+        init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+        var value: Storage {
+            get {
+                eventLoop.assertInEventLoop()
+                return storage
+            }
+            _modify {
+                eventLoop.assertInEventLoop()
+                yield &storage
+            }
+        }
+    }
+
+    init(loops: [any EventLoop]) {
+        precondition(!loops.isEmpty)
+        self.loops = loops
+        self.shards = loops.map { Shard(eventLoop: $0) }
+    }
+
+    private func shardIndex(for id: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return Int(hash % UInt64(loops.count))
+    }
+
+    private func shard(on loop: any EventLoop) -> Shard {
+        for shard in shards where shard.eventLoop === loop { return shard }
+        preconditionFailure("event loop not served by this store")
+    }
+
+    /// The loop that owns sessions with this id.
+    func owner(of id: String) -> any EventLoop {
+        loops[shardIndex(for: id)]
+    }
+
+    /// The session with this id; call on ``owner(of:)``.
+    func session(id: String) -> SessionCore? {
+        shards[shardIndex(for: id)].value.byID[id]
+    }
+
+    /// Registers a new session under its id; call on ``owner(of:)``.
+    func insert(_ core: SessionCore, id: String) {
+        shards[shardIndex(for: id)].value.byID[id] = core
+    }
+
+    func remove(id: String, core: SessionCore) {
+        let shard = shards[shardIndex(for: id)]
+        if shard.value.byID[id] === core { shard.value.byID[id] = nil }
+    }
+
+    /// Tracks a session without a shared id; call on `loop`.
+    func insertAnonymous(_ core: SessionCore, on loop: any EventLoop) {
+        shard(on: loop).value.anonymous[ObjectIdentifier(core)] = core
+    }
+
+    func removeAnonymous(_ core: SessionCore, on loop: any EventLoop) {
+        shard(on: loop).value.anonymous[ObjectIdentifier(core)] = nil
+    }
+
+    /// Sessions on `loop`; call on `loop`.
+    func sessions(on loop: any EventLoop) -> [SessionCore] {
+        let shard = shard(on: loop).value
+        return Array(shard.byID.values) + Array(shard.anonymous.values)
+    }
+
+    /// How many sessions live on `loop`; call on `loop`.
+    func count(on loop: any EventLoop) -> Int {
+        let shard = shard(on: loop).value
+        return shard.byID.count + shard.anonymous.count
+    }
+
+    /// Closes every session with `reason`, on each loop.
+    func closeAll(_ reason: SockJSCloseReason) -> EventLoopFuture<Void> {
+        let futures = loops.map { loop in
+            loop.submit {
+                for core in self.sessions(on: loop) { core.close(reason) }
+            }
+        }
+        return EventLoopFuture.andAllSucceed(futures, on: loops[0])
+    }
+}

@@ -1,0 +1,114 @@
+import NIOCore
+import SockwaySockJS
+
+/// Server-wide settings. Every parameter has a default that works without configuration.
+public struct SockwayConfiguration: Sendable {
+    /// Address to listen on. Default `127.0.0.1`: nothing is exposed unless asked for.
+    public var host: String
+    /// Port to listen on; `0` picks a free one (see ``SockwayServer/localAddress``). Default 8080.
+    public var port: Int
+    /// Event loop threads. Default: one per core.
+    public var eventLoopThreads: Int
+    /// How long a graceful shutdown waits for close frames to reach clients. Default 1 s.
+    public var shutdownGracePeriod: TimeAmount
+    /// Serve the demo page at `/` (outside every endpoint). Default `true`.
+    public var demoPage: Bool
+    /// The sockjs-client script URL for the demo page; defaults to the endpoints' iframe script URL.
+    public var clientScriptURL: String
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        eventLoopThreads: Int = System.coreCount,
+        shutdownGracePeriod: TimeAmount = .seconds(1),
+        demoPage: Bool = true,
+        clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL
+    ) {
+        self.host = host
+        self.port = port
+        self.eventLoopThreads = eventLoopThreads
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.demoPage = demoPage
+        self.clientScriptURL = clientScriptURL
+    }
+}
+
+/// Per-endpoint options: transports, cookies, origins, timers and every bound.
+public struct SockwayEndpointOptions: Sendable {
+    /// Serve the `websocket` transport and the raw `/websocket` URL. Default `true`.
+    public var webSocketEnabled: Bool
+    /// Set `JSESSIONID` on session responses, for load balancers with sticky sessions. Default `false`.
+    public var cookieNeeded: Bool
+    /// The sockjs-client script the iframe page loads. Default: sockjs-client 1.x from a CDN.
+    public var clientScriptURL: String
+    /// Page origins allowed to use this endpoint (`https://example.com`); `nil` allows any. Default `nil`.
+    public var allowedOrigins: Set<String>?
+    /// Transports switched off, by name (`jsonp-polling`). Default none.
+    public var disabledTransports: Set<String>
+    /// Bytes of frames after which a streaming response is ended, so the browser can free it and
+    /// proxies do not hold it forever. Default 128 KiB (sockjs-node's value).
+    public var responseLimit: Int
+    /// Interval of heartbeat frames. Default 25 s, below the 30 s idle timeout of common proxies.
+    public var heartbeatInterval: TimeAmount
+    /// How long a session waits for its next receiving request before it is closed. Default 5 s.
+    public var disconnectDelay: TimeAmount
+    /// Largest inbound message or `xhr_send` payload in bytes; more closes with 1009 or answers 413.
+    /// Default 1 MiB.
+    public var maxMessageBytes: Int
+    /// Outbound messages a session holds for a slow or absent receiver before it closes with 1013.
+    /// Default 4096.
+    public var maxQueuedMessages: Int
+    /// Outbound bytes a session holds before it closes with 1013. Default 1 MiB.
+    public var maxQueuedBytes: Int
+    /// Inbound messages an async handler may leave unread before the session closes with 1013.
+    /// Default 4096.
+    public var maxInboundQueuedMessages: Int
+
+    public init(
+        webSocketEnabled: Bool = true,
+        cookieNeeded: Bool = false,
+        clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
+        allowedOrigins: Set<String>? = nil,
+        disabledTransports: Set<String> = [],
+        responseLimit: Int = 128 * 1024,
+        heartbeatInterval: TimeAmount = .seconds(25),
+        disconnectDelay: TimeAmount = .seconds(5),
+        maxMessageBytes: Int = 1 << 20,
+        maxQueuedMessages: Int = 4096,
+        maxQueuedBytes: Int = 1 << 20,
+        maxInboundQueuedMessages: Int = 4096
+    ) {
+        self.webSocketEnabled = webSocketEnabled
+        self.cookieNeeded = cookieNeeded
+        self.clientScriptURL = clientScriptURL
+        self.allowedOrigins = allowedOrigins
+        self.disabledTransports = disabledTransports
+        self.responseLimit = responseLimit
+        self.heartbeatInterval = heartbeatInterval
+        self.disconnectDelay = disconnectDelay
+        self.maxMessageBytes = maxMessageBytes
+        self.maxQueuedMessages = maxQueuedMessages
+        self.maxQueuedBytes = maxQueuedBytes
+        self.maxInboundQueuedMessages = maxInboundQueuedMessages
+    }
+
+    var rules: SockJSServiceRules {
+        SockJSServiceRules(
+            webSocketEnabled: webSocketEnabled,
+            cookieNeeded: cookieNeeded,
+            clientScriptURL: clientScriptURL,
+            allowedOrigins: allowedOrigins,
+            disabledTransports: disabledTransports,
+            maxPayloadBytes: maxMessageBytes
+        )
+    }
+
+    var sessionConfiguration: SockJSSessionStateMachine.Configuration {
+        .init(
+            heartbeatInterval: heartbeatInterval,
+            disconnectDelay: disconnectDelay,
+            maxQueuedMessages: maxQueuedMessages,
+            maxQueuedBytes: maxQueuedBytes
+        )
+    }
+}

@@ -1,0 +1,359 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import SockwaySockJS
+
+/// The endpoints of a server, matched by longest prefix.
+final class ServerRuntime: Sendable {
+    let endpoints: [EndpointRuntime]
+    let configuration: SockwayConfiguration
+    let maxMessageBytes: Int
+
+    init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop]) {
+        self.configuration = configuration
+        self.endpoints = endpoints
+            .sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
+            .map { EndpointRuntime(endpoint: $0, loops: loops) }
+        self.maxMessageBytes = endpoints.map(\.options.maxMessageBytes).max() ?? (1 << 20)
+    }
+
+    /// The endpoint serving `path`, and the path relative to its prefix.
+    func match(path: Substring) -> (EndpointRuntime, Substring)? {
+        for runtime in endpoints {
+            let prefix = runtime.endpoint.prefix
+            guard path.hasPrefix(prefix) else { continue }
+            let rest = path.dropFirst(prefix.count)
+            if rest.isEmpty || rest.first == "/" { return (runtime, rest) }
+        }
+        return nil
+    }
+
+    func runtime(forPrefix prefix: String) -> EndpointRuntime? {
+        endpoints.first { $0.endpoint.prefix == prefix }
+    }
+}
+
+/// Serves one HTTP/1.x connection: every SockJS route but the WebSocket upgrade, which the upgrader
+/// takes before this handler sees the request.
+final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct SendContext {
+        var runtime: EndpointRuntime
+        var sessionID: String
+        var transport: SockJSTransport
+        var contentType: String?
+        var success: SockJSResponse
+        var errorHeaders: [SockJSHeader]
+    }
+
+    private enum Mode {
+        case idle
+        /// A complete response is written (or being written); the rest of the request is ignored.
+        case responded
+        case collecting(SendContext)
+        case delivering
+        case receiving(HTTPReceiver, EndpointRuntime, sessionID: String)
+    }
+
+    private let server: ServerRuntime
+    private var context: ChannelHandlerContext?
+    private var mode = Mode.idle
+    private var body = ByteBuffer()
+    private var requestHead: HTTPRequestHead?
+    private var keepAlive = true
+    private var requestComplete = false
+    private var responseComplete = true
+    /// Parts of pipelined requests that arrived while a response was still going. We keep reading
+    /// (unlike NIO's pipelining helper, which stops) so that a client closing a long poll is noticed.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    static let maxPipelinedParts = 64
+
+    init(server: ServerRuntime) {
+        self.server = server
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if requestComplete && !responseComplete || !pipelined.isEmpty {
+            guard pipelined.count < Self.maxPipelinedParts else {
+                context.close(promise: nil)
+                return
+            }
+            pipelined.append(part)
+            return
+        }
+        handlePart(part, context: context)
+    }
+
+    private func handlePart(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            requestHead = head
+            keepAlive = head.isKeepAlive
+            requestComplete = false
+            responseComplete = false
+            handleHead(head, context: context)
+        case .body(var part):
+            guard case .collecting(let send) = mode else { return }
+            if body.readableBytes + part.readableBytes > send.runtime.rules.maxPayloadBytes {
+                keepAlive = false
+                respond(.error(413, "Payload too large.", headers: send.errorHeaders), context: context)
+                return
+            }
+            body.writeBuffer(&part)
+        case .end:
+            requestComplete = true
+            if case .collecting(let send) = mode {
+                finishSend(send, context: context)
+            } else {
+                finishIfDone(context: context)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .receiving(let receiver, let runtime, let sessionID) = mode {
+            mode = .idle
+            runtime.store.owner(of: sessionID).execute {
+                runtime.store.session(id: sessionID)?.detach(receiver, aborted: true)
+            }
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .receiving(let receiver, let runtime, let sessionID) = mode {
+            runtime.store.owner(of: sessionID).execute {
+                runtime.store.session(id: sessionID)?.receiverBecameWritable(receiver)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused WebSocket upgrade is reported here, then the request arrives as plain HTTP.
+        if error is NIOWebSocketUpgradeError { return }
+        context.close(promise: nil)
+    }
+
+    // MARK: Requests
+
+    private func handleHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let uri = head.uri[...]
+        let queryStart = uri.firstIndex(of: "?")
+        let path = queryStart.map { uri[..<$0] } ?? uri
+        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+
+        guard let (runtime, relativePath) = server.match(path: path) else {
+            if path == "/" && server.configuration.demoPage && (head.method == .GET || head.method == .HEAD) {
+                respond(
+                    SockJSResponse(
+                        status: 200,
+                        headers: [SockJSHeader("Content-Type", "text/html; charset=UTF-8")],
+                        body: DemoPage.html(clientScriptURL: server.configuration.clientScriptURL, endpoints: server.endpoints.map(\.endpoint.prefix))
+                    ),
+                    context: context
+                )
+            } else {
+                respond(.notFound, context: context)
+            }
+            return
+        }
+
+        let headers = head.headers
+        let request = SockJSRequest(
+            method: head.method.rawValue,
+            path: String(relativePath),
+            query: String(query),
+            origin: headers.first(name: "origin"),
+            accessControlRequestHeaders: headers.first(name: "access-control-request-headers"),
+            cookie: headers.first(name: "cookie"),
+            ifNoneMatch: headers.first(name: "if-none-match"),
+            contentType: headers.first(name: "content-type")
+        )
+        let now = Int(Self.epochSeconds())
+        switch runtime.rules.decide(request, now: now, entropy: UInt32.random(in: .min ... .max)) {
+        case .respond(let response):
+            respond(response, context: context)
+        case .receive(let sessionID, let transport, let callback, let responseHead, let prelude):
+            startReceiving(
+                runtime: runtime,
+                sessionID: sessionID,
+                transport: transport,
+                callback: callback,
+                head: responseHead,
+                prelude: prelude,
+                request: head,
+                context: context
+            )
+        case .send(let sessionID, let transport, let success, let errorHeaders):
+            body.clear()
+            mode = .collecting(
+                SendContext(
+                    runtime: runtime,
+                    sessionID: sessionID,
+                    transport: transport,
+                    contentType: request.contentType,
+                    success: success,
+                    errorHeaders: errorHeaders
+                )
+            )
+        }
+    }
+
+    private func startReceiving(
+        runtime: EndpointRuntime,
+        sessionID: String,
+        transport: SockJSTransport,
+        callback: String?,
+        head: SockJSResponse,
+        prelude: String?,
+        request: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
+        // HTTP/1.0 has no chunking: the response is delimited by closing the connection.
+        if request.version.major == 1 && request.version.minor == 0 { keepAlive = false }
+        context.write(wrapOutboundOut(.head(responseHead(head, for: request, hasBody: true))), promise: nil)
+        if let prelude {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: prelude)))), promise: nil)
+        }
+        context.flush()
+        let receiver = HTTPReceiver(
+            transport: transport,
+            callback: callback,
+            responseLimit: runtime.endpoint.options.responseLimit,
+            connection: NIOLoopBound(self, eventLoop: context.eventLoop),
+            channel: context.channel
+        )
+        mode = .receiving(receiver, runtime, sessionID: sessionID)
+        let owner = runtime.store.owner(of: sessionID)
+        let remoteAddress = context.channel.remoteAddress
+        let headers = request.headers
+        let attach: @Sendable () -> Void = {
+            runtime.attach(receiver, toSession: sessionID, transport: transport, remoteAddress: remoteAddress, headers: headers)
+        }
+        if owner.inEventLoop { attach() } else { owner.execute(attach) }
+    }
+
+    private func finishSend(_ send: SendContext, context: ChannelHandlerContext) {
+        let messages: [String]
+        do {
+            messages = try SockJSServiceRules.parseSendBody(body, transport: send.transport, contentType: send.contentType)
+        } catch {
+            respond(SockJSServiceRules.response(for: error, headers: send.errorHeaders), context: context)
+            return
+        }
+        body.clear()
+        mode = .delivering
+        let runtime = send.runtime
+        let sessionID = send.sessionID
+        let owner = runtime.store.owner(of: sessionID)
+        let success = send.success
+        if owner.inEventLoop {
+            let found = runtime.deliver(messages, toSession: sessionID)
+            respond(found ? success : .notFound, context: context)
+            return
+        }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        owner.submit { runtime.deliver(messages, toSession: sessionID) }
+            .hop(to: context.eventLoop)
+            .whenSuccess { found in
+                let handler = this.value
+                guard let context = handler.context, case .delivering = handler.mode else { return }
+                handler.respond(found ? success : .notFound, context: context)
+            }
+    }
+
+    // MARK: Responses
+
+    private func respond(_ response: SockJSResponse, context: ChannelHandlerContext) {
+        guard let request = requestHead else { return }
+        mode = .responded
+        let isHead = request.method == .HEAD
+        let mayHaveBody = response.status != 204 && response.status != 304 && !(100..<200).contains(response.status)
+        var head = responseHead(response, for: request, hasBody: false)
+        if mayHaveBody {
+            head.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count))
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if mayHaveBody && !isHead && !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
+        }
+        endResponse(context: context)
+    }
+
+    private func responseHead(_ response: SockJSResponse, for request: HTTPRequestHead, hasBody: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(response.headers.count + 1)
+        for header in response.headers { headers.add(name: header.name, value: header.value) }
+        if !keepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if request.version.major == 1 && request.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(
+            version: request.version,
+            status: HTTPResponseStatus(statusCode: response.status),
+            headers: headers
+        )
+    }
+
+    private func endResponse(context: ChannelHandlerContext) {
+        responseComplete = true
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+        finishIfDone(context: context)
+    }
+
+    private func finishIfDone(context: ChannelHandlerContext) {
+        guard requestComplete && responseComplete else { return }
+        mode = .idle
+        requestHead = nil
+        guard keepAlive else { return }
+        while let next = pipelined.popFirst() {
+            handlePart(next, context: context)
+            if requestComplete && !responseComplete { return }
+        }
+    }
+
+    // MARK: Called by the attached receiver, on this loop
+
+    func writeReceiverBody(_ bytes: ByteBuffer) {
+        guard let context, case .receiving = mode else { return }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+    }
+
+    func endReceiver(_ receiver: HTTPReceiver) {
+        guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
+        mode = .responded
+        endResponse(context: context)
+    }
+
+    private static func epochSeconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec)
+    }
+}

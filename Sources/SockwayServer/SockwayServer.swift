@@ -1,0 +1,177 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import ServiceLifecycle
+import SockwaySockJS
+
+/// A SockJS gateway: serves its endpoints over every SockJS transport and raw WebSocket.
+///
+/// A swift-service-lifecycle `Service`: run it in a `ServiceGroup`. On graceful shutdown every open
+/// session gets a close frame (1001 "Server shutting down") before the listener closes.
+///
+/// ```swift
+/// let server = SockwayServer(endpoints: [
+///     .async("/echo") { session in
+///         for await message in session.messages { session.send(message) }
+///     }
+/// ])
+/// try await ServiceGroup(services: [server], logger: logger).run()
+/// ```
+public final class SockwayServer: Service, Sendable {
+    public let configuration: SockwayConfiguration
+    let runtime: ServerRuntime
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let boundAddress = NIOLockedValueBox<(address: SocketAddress?, waiters: [CheckedContinuation<SocketAddress?, Never>], done: Bool)>((nil, [], false))
+
+    public init(
+        configuration: SockwayConfiguration = .init(),
+        logger: Logger = Logger(label: "sockway"),
+        endpoints: [SockwayEndpoint]
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        var loops: [any EventLoop] = []
+        var iterator = group.makeIterator()
+        while let loop = iterator.next() { loops.append(loop) }
+        self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops)
+    }
+
+    /// The address the server listens on, once it does (useful with port 0). `nil` if binding failed.
+    public var localAddress: SocketAddress? {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready = boundAddress.withLockedValue { state -> SocketAddress?? in
+                    if state.done { return .some(state.address) }
+                    state.waiters.append(continuation)
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+
+    /// Closes every open session of every endpoint with `code` and `reason`.
+    public func closeAllSessions(code: Int = 1001, reason: String = "Server shutting down") async {
+        let close = SockJSCloseReason(code: code, reason: reason)
+        for endpoint in runtime.endpoints {
+            try? await endpoint.store.closeAll(close).get()
+        }
+    }
+
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await makeBootstrap().bind(host: configuration.host, port: configuration.port).get()
+        } catch {
+            publish(address: nil)
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        publish(address: channel.localAddress)
+        if let address = channel.localAddress {
+            logger.info("Sockway listening on http://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
+        }
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            Task {
+                await self.closeAllSessions()
+                try? await Task.sleep(for: .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds))
+                try? await channel.close()
+            }
+        }
+        try await group.shutdownGracefully()
+    }
+
+    private func publish(address: SocketAddress?) {
+        let waiters = boundAddress.withLockedValue { state in
+            state.address = address
+            state.done = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: address) }
+    }
+
+    private static func urlHost(_ address: SocketAddress) -> String {
+        switch address {
+        case .v6: return "[\(address.ipAddress ?? "::1")]"
+        default: return address.ipAddress ?? "127.0.0.1"
+        }
+    }
+
+    private func makeBootstrap() -> ServerBootstrap {
+        let runtime = self.runtime
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configurePipeline(channel: channel, runtime: runtime)
+                }
+            }
+    }
+
+    /// Installs the HTTP server pipeline with the WebSocket upgrader and Sockway's handler.
+    static func configurePipeline(channel: any Channel, runtime: ServerRuntime) throws {
+        let httpHandler = SockwayHTTPHandler(server: runtime)
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: runtime.maxMessageBytes,
+            automaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                channel.eventLoop.makeSucceededFuture(Self.webSocketTarget(head, runtime: runtime) == nil ? nil : HTTPHeaders())
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let (endpoint, framing, sessionID) = Self.webSocketTarget(head, runtime: runtime) else {
+                        throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget
+                    }
+                    try channel.pipeline.syncOperations.addHandler(
+                        SockwayWebSocketHandler(runtime: endpoint, framing: framing, sessionID: sessionID, requestHeaders: head.headers)
+                    )
+                }
+            }
+        )
+        let sync = channel.pipeline.syncOperations
+        let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
+                }
+            ),
+            withErrorHandling: true
+        )
+        try sync.addHandler(httpHandler)
+    }
+
+    /// The endpoint and framing of a WebSocket upgrade request, or `nil` if the URL takes none.
+    static func webSocketTarget(
+        _ head: HTTPRequestHead,
+        runtime: ServerRuntime
+    ) -> (EndpointRuntime, SockwayWebSocketHandler.Framing, String)? {
+        guard head.method == .GET else { return nil }
+        let uri = head.uri[...]
+        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        guard let (endpoint, relative) = runtime.match(path: path) else { return nil }
+        let rules = endpoint.rules
+        guard rules.webSocketEnabled, rules.isOriginAllowed(head.headers.first(name: "origin")) else { return nil }
+        switch SockJSRoute.parse(relative) {
+        case .rawWebSocket:
+            return (endpoint, .raw, "")
+        case .session(let id, let transport) where transport == .webSocket && rules.isEnabled(transport):
+            return (endpoint, .sockJS, id)
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import SockwaySockJS
+
+/// One client's ordered, two-way message channel, whatever transport carries it.
+///
+/// A handle: every method may be called from any thread. Calls on the session's event loop take the
+/// direct path; calls from elsewhere are batched into one hop to the loop.
+public final class SockwaySession: Sendable {
+    /// The session id from the URL (for WebSocket transports it need not be unique).
+    public let id: String
+    /// The transport that opened the session (`websocket`, `xhr-streaming`, `raw-websocket`, …).
+    public let transport: String
+    /// The peer of the request that opened the session.
+    public let remoteAddress: SocketAddress?
+    /// The headers of the request that opened the session.
+    public let headers: HTTPHeaders
+    /// The loop on which the session lives and its delegate runs.
+    public let eventLoop: any EventLoop
+
+    let core: NIOLoopBound<SessionCore>
+    private let offLoop = NIOLockedValueBox(OffLoopSends())
+    private let inbound: InboundQueue
+    /// Bound of sends waiting for their hop to the loop (the outbox's message bound).
+    private let offLoopLimit: Int
+
+    struct OffLoopSends {
+        var pending: [String] = []
+        var scheduled = false
+        var overflowed = false
+    }
+
+    init(
+        id: String,
+        transport: String,
+        remoteAddress: SocketAddress?,
+        headers: HTTPHeaders,
+        eventLoop: any EventLoop,
+        core: SessionCore,
+        inboundLimit: Int,
+        outboxLimit: Int
+    ) {
+        self.id = id
+        self.transport = transport
+        self.remoteAddress = remoteAddress
+        self.headers = headers
+        self.eventLoop = eventLoop
+        self.core = NIOLoopBound(core, eventLoop: eventLoop)
+        self.inbound = InboundQueue(limit: inboundLimit)
+        self.offLoopLimit = outboxLimit
+    }
+
+    /// Sends a message to the client. Messages are delivered in order; while no receiver is attached
+    /// they wait in the session's bounded outbox (overflow closes the session with 1013).
+    public func send(_ message: String) {
+        if eventLoop.inEventLoop {
+            core.value.send(message)
+        } else {
+            sendOffLoop(CollectionOfOne(message))
+        }
+    }
+
+    /// Sends several messages; over polling and streaming transports they travel as one frame.
+    public func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
+        if eventLoop.inEventLoop {
+            core.value.send(contentsOf: messages)
+        } else {
+            sendOffLoop(messages)
+        }
+    }
+
+    /// Closes the session: the client gets `c[code,"reason"]` (or a WebSocket close frame on the raw
+    /// endpoint). Default 3000 "Go away!", as SockJS servers conventionally send.
+    public func close(code: Int = 3000, reason: String = "Go away!") {
+        let closeReason = SockJSCloseReason(code: code, reason: reason)
+        if eventLoop.inEventLoop {
+            core.value.close(closeReason)
+        } else {
+            let core = self.core
+            eventLoop.execute { core.value.close(closeReason) }
+        }
+    }
+
+    /// Messages from the client, for sessions of ``SockwayEndpoint/async(_:options:body:)`` endpoints.
+    /// Ends when the session closes. Sessions with a delegate get their messages there instead.
+    public var messages: SockwayMessages { SockwayMessages(queue: inbound) }
+
+    private func sendOffLoop<Messages: Sequence<String>>(_ messages: Messages) {
+        let limit = offLoopLimit
+        let schedule = offLoop.withLockedValue { state -> Bool in
+            if state.overflowed { return false }
+            state.pending.append(contentsOf: messages)
+            if state.pending.count > limit { state.overflowed = true }
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        let core = self.core
+        eventLoop.execute { [offLoop] in
+            let (batch, overflowed) = offLoop.withLockedValue { state in
+                defer { state = OffLoopSends() }
+                return (state.pending, state.overflowed)
+            }
+            if overflowed {
+                core.value.close(.sendQueueFull)
+            } else {
+                core.value.send(contentsOf: batch)
+            }
+        }
+    }
+
+    func deliverToStream(_ messages: [String]) -> Bool {
+        inbound.push(messages)
+    }
+
+    func finishStream() {
+        inbound.finish()
+    }
+}
+
+/// The inbound messages of a session, as an `AsyncSequence`. Bounded: see
+/// ``SockwayEndpointOptions/maxInboundQueuedMessages``.
+public struct SockwayMessages: AsyncSequence, Sendable {
+    public typealias Element = String
+    let queue: InboundQueue
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let queue: InboundQueue
+        public mutating func next() async -> String? {
+            await queue.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(queue: queue)
+    }
+}
+
+/// A bounded single-consumer queue from the event loop to a task: the loop pushes whole batches, the
+/// task pops without a hop while anything is buffered.
+final class InboundQueue: Sendable {
+    private struct State {
+        var buffer = CircularBuffer<String>()
+        var waiter: CheckedContinuation<String?, Never>?
+        var finished = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Appends a batch; `false` if the queue is over its limit (the batch is dropped).
+    func push(_ messages: [String]) -> Bool {
+        var iterator = messages.makeIterator()
+        let (waiter, first, accepted): (CheckedContinuation<String?, Never>?, String?, Bool) = state.withLockedValue { state in
+            if state.finished { return (nil, nil, true) }
+            if state.buffer.count + messages.count > limit { return (nil, nil, false) }
+            if let waiter = state.waiter, let first = iterator.next() {
+                state.waiter = nil
+                while let next = iterator.next() { state.buffer.append(next) }
+                return (waiter, first, true)
+            }
+            while let next = iterator.next() { state.buffer.append(next) }
+            return (nil, nil, true)
+        }
+        waiter?.resume(returning: first)
+        return accepted
+    }
+
+    func finish() {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<String?, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.buffer.isEmpty ? state.waiter : nil
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    func next() async -> String? {
+        if let ready = state.withLockedValue({ state -> String?? in
+            if let first = state.buffer.popFirst() { return .some(first) }
+            if state.finished { return .some(nil) }
+            return nil
+        }) {
+            return ready
+        }
+        return await withCheckedContinuation { continuation in
+            let immediate = state.withLockedValue { state -> String?? in
+                if let first = state.buffer.popFirst() { return .some(first) }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return nil
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+}

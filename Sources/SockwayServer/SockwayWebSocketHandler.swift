@@ -1,0 +1,246 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import SockwaySockJS
+import SockwayWebSocket
+
+/// A WebSocket connection carrying one session: SockJS-framed (`/<server>/<session>/websocket`) or raw
+/// (`/websocket`, one WebSocket message per message, no SockJS frames).
+///
+/// The session lives on this connection's loop, so the whole per-message path (decode, unframe,
+/// deliver, frame, write) runs here without a hop.
+final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    enum Framing {
+        case sockJS
+        case raw
+    }
+
+    /// How long we wait for the client's close frame after sending ours.
+    static let closeHandshakeTimeout = TimeAmount.seconds(5)
+    /// Room for the largest server frame header, so the encoder writes it in place.
+    static let headroom = 10
+
+    private let runtime: EndpointRuntime
+    private let framing: Framing
+    private let sessionID: String
+    private let requestHeaders: HTTPHeaders
+    private var protocolState: WebSocketConnectionStateMachine
+    private var core: SessionCore?
+    private var context: ChannelHandlerContext?
+    private var inReadCycle = false
+    private var needsFlush = false
+    private var closeReason: SockJSCloseReason?
+    private var finished = false
+    private var closeTimer: Scheduled<Void>?
+
+    let kind = SockJSSessionStateMachine.ReceiverKind.webSocket
+
+    init(runtime: EndpointRuntime, framing: Framing, sessionID: String, requestHeaders: HTTPHeaders) {
+        self.runtime = runtime
+        self.framing = framing
+        self.sessionID = sessionID
+        self.requestHeaders = requestHeaders
+        self.protocolState = WebSocketConnectionStateMachine(
+            configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes)
+        )
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let loop = context.eventLoop
+        let store = runtime.store
+        let core = SessionCore(eventLoop: loop, endpoint: runtime) { reaped in
+            store.removeAnonymous(reaped, on: loop)
+        }
+        core.setHandle(
+            SockwaySession(
+                id: sessionID,
+                transport: framing == .sockJS ? "websocket" : "raw-websocket",
+                remoteAddress: context.channel.remoteAddress,
+                headers: requestHeaders,
+                eventLoop: loop,
+                core: core,
+                inboundLimit: runtime.endpoint.options.maxInboundQueuedMessages,
+                outboxLimit: runtime.endpoint.options.maxQueuedMessages
+            )
+        )
+        store.insertAnonymous(core, on: loop)
+        self.core = core
+        if context.channel.isActive {
+            core.attach(self)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let core, core.receiver == nil, !finished { core.attach(self) }
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeTimer?.cancel()
+        self.context = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadCycle = true
+        let frame = unwrapInboundIn(data)
+        switch protocolState.frameReceived(frame) {
+        case .none:
+            break
+        case .text(let text):
+            receivedText(text, context: context)
+        case .binary:
+            failConnection(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported", context: context)
+        case .sendPong(let data):
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
+            needsFlush = true
+        case .replyClose(let code, let reason, let echo):
+            finished = true
+            context.writeAndFlush(wrapOutboundOut(echo)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            let sessionReason = SockJSCloseReason(code: Int(code == 1005 ? 1000 : code), reason: reason)
+            core.map { $0.detach(self, aborted: false, reason: sessionReason) }
+        case .closeConnection:
+            finished = true
+            context.close(promise: nil)
+        case .fail(let code, let reason):
+            failConnection(code: code, reason: reason, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeTimer?.cancel()
+        finished = true
+        core.map { $0.detach(self, aborted: true) }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { core?.receiverBecameWritable(self) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOWebSocketError {
+            let tooBig = error == .invalidFrameLength
+            if case .fail(let code, let reason) = protocolState.decodingFailed(tooBig: tooBig) {
+                failConnection(code: code, reason: reason, context: context)
+                return
+            }
+        }
+        context.close(promise: nil)
+    }
+
+    private func receivedText(_ text: ByteBuffer, context: ChannelHandlerContext) {
+        guard let core else { return }
+        switch framing {
+        case .raw:
+            core.deliver([String(buffer: text)])
+        case .sockJS:
+            let parsed: Result<[String], SockJSPayloadError> = text.withUnsafeReadableBytes { bytes in
+                do throws(SockJSPayloadError) {
+                    return .success(try SockJSPayload.parseWebSocketMessage(bytes))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            switch parsed {
+            case .success(let messages):
+                core.deliver(messages)
+            case .failure:
+                // The suite expects the connection to drop without a SockJS close frame.
+                failConnection(code: WebSocketCloseCode.invalidPayload, reason: "Broken framing", context: context)
+            }
+        }
+    }
+
+    private func failConnection(code: UInt16, reason: String, context: ChannelHandlerContext) {
+        guard !finished else { return }
+        finished = true
+        let frame = WebSocketConnectionStateMachine.closeFrame(code: code, reason: reason)
+        context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        core.map { $0.detach(self, aborted: false, reason: SockJSCloseReason(code: Int(code), reason: reason)) }
+    }
+
+    // MARK: SessionReceiver
+
+    var isWritable: Bool { !finished && (context?.channel.isWritable ?? false) }
+
+    func write(_ frame: SockJSFrame) -> Bool {
+        guard let context, !finished else { return false }
+        switch framing {
+        case .sockJS:
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            buffer.moveWriterIndex(forwardBy: Self.headroom)
+            buffer.moveReaderIndex(forwardBy: Self.headroom)
+            frame.write(into: &buffer)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+            if case .close(let reason) = frame { closeReason = reason }
+        case .raw:
+            switch frame {
+            case .open:
+                return false
+            case .heartbeat:
+                context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
+            case .messages(let messages):
+                for message in messages {
+                    var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + Self.headroom)
+                    buffer.moveWriterIndex(forwardBy: Self.headroom)
+                    buffer.moveReaderIndex(forwardBy: Self.headroom)
+                    buffer.writeString(message)
+                    context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+                }
+            case .close(let reason):
+                closeReason = reason
+                return false
+            }
+        }
+        if inReadCycle {
+            needsFlush = true
+        } else {
+            context.flush()
+        }
+        return false
+    }
+
+    func finish() {
+        guard let context, !finished else { return }
+        let code: UInt16
+        let reason: String
+        switch framing {
+        case .sockJS:
+            // The SockJS close frame already told the client why; the WebSocket closes normally.
+            code = WebSocketCloseCode.normalClosure
+            reason = "Normal closure"
+        case .raw:
+            let requested = closeReason ?? .normalClosure
+            let wire = UInt16(clamping: requested.code)
+            code = WebSocketCloseCode.isSendable(wire) ? wire : WebSocketCloseCode.normalClosure
+            reason = requested.reason
+        }
+        finished = true
+        guard let frame = protocolState.closeRequested(code: code, reason: reason) else { return }
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) {
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import NIOCore
+
+/// JSON string quoting with the SockJS escape set, written straight into a `ByteBuffer`.
+///
+/// Beyond standard JSON, SockJS servers escape code points that browsers or proxies mangle in transit:
+/// U+200C–U+200F, U+2028–U+202F, U+2060–U+206F and U+FFF0–U+FFFF (as lowercase `\uxxxx`).
+/// The `htmlSafe` flavour also escapes `<`, `>` and `&`, so that a quoted value can sit inside an HTML
+/// `<script>` element (htmlfile) or a JSONP body without ending the element or opening a comment.
+public enum SockJSJSON {
+    /// How a byte is treated by the quoting fast path.
+    @usableFromInline
+    enum ByteClass: UInt8, Sendable {
+        case plain = 0
+        case escape = 1
+        case htmlOnly = 2
+        case leadE2 = 3
+        case leadEF = 4
+    }
+
+    @usableFromInline
+    static let byteClasses: [ByteClass] = {
+        var table = [ByteClass](repeating: .plain, count: 256)
+        for byte in 0..<0x20 { table[byte] = .escape }
+        table[Int(UInt8(ascii: "\""))] = .escape
+        table[Int(UInt8(ascii: "\\"))] = .escape
+        table[Int(UInt8(ascii: "<"))] = .htmlOnly
+        table[Int(UInt8(ascii: ">"))] = .htmlOnly
+        table[Int(UInt8(ascii: "&"))] = .htmlOnly
+        table[0xE2] = .leadE2
+        table[0xEF] = .leadEF
+        return table
+    }()
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Appends `string` as a quoted JSON string literal.
+    @inlinable
+    public static func writeQuoted(_ string: String, into buffer: inout ByteBuffer, htmlSafe: Bool = false) {
+        var string = string
+        string.withUTF8 { bytes in
+            writeQuoted(utf8: UnsafeRawBufferPointer(bytes), into: &buffer, htmlSafe: htmlSafe)
+        }
+    }
+
+    /// Appends the UTF-8 text in `utf8` as a quoted JSON string literal.
+    public static func writeQuoted(utf8: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, htmlSafe: Bool = false) {
+        buffer.reserveCapacity(minimumWritableBytes: utf8.count + 2)
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var runStart = 0
+        var index = 0
+        let count = utf8.count
+        byteClasses.withUnsafeBufferPointer { classes in
+            while index < count {
+                let byte = utf8[index]
+                let cls = classes[Int(byte)]
+                switch cls {
+                case .plain:
+                    index += 1
+                    continue
+                case .htmlOnly where !htmlSafe:
+                    index += 1
+                    continue
+                case .leadE2:
+                    // U+200C–200F: E2 80 8C–8F; U+2028–202F: E2 80 A8–AF; U+2060–206F: E2 81 A0–AF.
+                    if index + 2 < count {
+                        let b1 = utf8[index + 1]
+                        let b2 = utf8[index + 2]
+                        let escaped =
+                            (b1 == 0x80 && ((b2 >= 0x8C && b2 <= 0x8F) || (b2 >= 0xA8 && b2 <= 0xAF)))
+                            || (b1 == 0x81 && b2 >= 0xA0 && b2 <= 0xAF)
+                        if escaped {
+                            flush(utf8, from: runStart, to: index, into: &buffer)
+                            writeUnicodeEscape(0x2000 | (UInt16(b1 & 0x3F) << 6) | UInt16(b2 & 0x3F), into: &buffer)
+                            index += 3
+                            runStart = index
+                            continue
+                        }
+                    }
+                    index += 1
+                    continue
+                case .leadEF:
+                    // U+FFF0–FFFF: EF BF B0–BF.
+                    if index + 2 < count, utf8[index + 1] == 0xBF, utf8[index + 2] >= 0xB0 {
+                        flush(utf8, from: runStart, to: index, into: &buffer)
+                        writeUnicodeEscape(0xFFC0 | UInt16(utf8[index + 2] & 0x3F), into: &buffer)
+                        index += 3
+                        runStart = index
+                        continue
+                    }
+                    index += 1
+                    continue
+                case .escape, .htmlOnly:
+                    flush(utf8, from: runStart, to: index, into: &buffer)
+                    switch byte {
+                    case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                    case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                    case 0x08: buffer.writeStaticString("\\b")
+                    case 0x09: buffer.writeStaticString("\\t")
+                    case 0x0A: buffer.writeStaticString("\\n")
+                    case 0x0C: buffer.writeStaticString("\\f")
+                    case 0x0D: buffer.writeStaticString("\\r")
+                    default: writeUnicodeEscape(UInt16(byte), into: &buffer)
+                    }
+                    index += 1
+                    runStart = index
+                }
+            }
+        }
+        flush(utf8, from: runStart, to: count, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    private static func flush(_ utf8: UnsafeRawBufferPointer, from: Int, to: Int, into buffer: inout ByteBuffer) {
+        if to > from {
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[from..<to]))
+        }
+    }
+
+    private static func writeUnicodeEscape(_ unit: UInt16, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("\\u")
+        buffer.writeInteger(hexDigits[Int(unit >> 12)])
+        buffer.writeInteger(hexDigits[Int((unit >> 8) & 0xF)])
+        buffer.writeInteger(hexDigits[Int((unit >> 4) & 0xF)])
+        buffer.writeInteger(hexDigits[Int(unit & 0xF)])
+    }
+
+    /// Returns `string` quoted, as a `String` (convenience for tests and cold paths).
+    public static func quoted(_ string: String, htmlSafe: Bool = false) -> String {
+        var buffer = ByteBuffer()
+        writeQuoted(string, into: &buffer, htmlSafe: htmlSafe)
+        return String(buffer: buffer)
+    }
+}

@@ -1,0 +1,302 @@
+import NIOCore
+
+/// Why an inbound SockJS payload was refused.
+public enum SockJSPayloadError: Error, Equatable, Sendable {
+    /// The payload was empty, or valid JSON that is not an array of messages ("Payload expected.").
+    case payloadExpected
+    /// The payload is not valid JSON ("Broken JSON encoding.").
+    case brokenJSON
+}
+
+/// Parses what clients send: a JSON array of messages (`xhr_send`, `jsonp_send`, `websocket`), or for the
+/// `websocket` transport also a single JSON value.
+///
+/// String elements are decoded; other JSON values (numbers, objects, …) are delivered as their JSON text,
+/// so that no message is silently lost. Lone UTF-16 surrogates in `\u` escapes become U+FFFD, since a
+/// Swift `String` holds Unicode scalars only.
+public enum SockJSPayload {
+    /// Nesting limit for non-string values, so hostile input cannot exhaust the stack.
+    public static let maximumDepth = 64
+
+    /// Parses a JSON array of messages.
+    public static func parseArray(_ bytes: UnsafeRawBufferPointer) throws(SockJSPayloadError) -> [String] {
+        var parser = Parser(bytes: bytes)
+        parser.skipWhitespace()
+        guard !parser.atEnd else { throw .payloadExpected }
+        guard parser.peek == UInt8(ascii: "[") else {
+            // Valid JSON but not an array is "Payload expected."; anything else is broken.
+            try parser.skipValue(depth: 0)
+            parser.skipWhitespace()
+            guard parser.atEnd else { throw .brokenJSON }
+            throw .payloadExpected
+        }
+        let messages = try parser.parseMessageArray()
+        parser.skipWhitespace()
+        guard parser.atEnd else { throw .brokenJSON }
+        return messages
+    }
+
+    /// Parses a `ByteBuffer` holding a JSON array of messages.
+    public static func parseArray(_ buffer: ByteBuffer) throws(SockJSPayloadError) -> [String] {
+        let result: Result<[String], SockJSPayloadError> = buffer.withUnsafeReadableBytes { bytes in
+            do throws(SockJSPayloadError) { return .success(try parseArray(bytes)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Parses a SockJS `websocket` text message: an array of messages, or one JSON value. An empty
+    /// text message carries no messages.
+    public static func parseWebSocketMessage(_ bytes: UnsafeRawBufferPointer) throws(SockJSPayloadError) -> [String] {
+        var parser = Parser(bytes: bytes)
+        parser.skipWhitespace()
+        if parser.atEnd { return [] }
+        let messages: [String]
+        if parser.peek == UInt8(ascii: "[") {
+            messages = try parser.parseMessageArray()
+        } else {
+            messages = [try parser.parseMessage(depth: 0)]
+        }
+        parser.skipWhitespace()
+        guard parser.atEnd else { throw .brokenJSON }
+        return messages
+    }
+
+    struct Parser {
+        let bytes: UnsafeRawBufferPointer
+        var index = 0
+
+        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        var atEnd: Bool { index >= bytes.count }
+        var peek: UInt8 { bytes[index] }
+
+        mutating func skipWhitespace() {
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
+        }
+
+        mutating func expect(_ byte: UInt8) throws(SockJSPayloadError) {
+            guard index < bytes.count, bytes[index] == byte else { throw .brokenJSON }
+            index += 1
+        }
+
+        mutating func parseMessageArray() throws(SockJSPayloadError) -> [String] {
+            try expect(UInt8(ascii: "["))
+            var messages: [String] = []
+            skipWhitespace()
+            if !atEnd, peek == UInt8(ascii: "]") {
+                index += 1
+                return messages
+            }
+            while true {
+                skipWhitespace()
+                messages.append(try parseMessage(depth: 1))
+                skipWhitespace()
+                guard !atEnd else { throw .brokenJSON }
+                if peek == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "]"))
+                return messages
+            }
+        }
+
+        mutating func parseMessage(depth: Int) throws(SockJSPayloadError) -> String {
+            guard !atEnd else { throw .brokenJSON }
+            if peek == UInt8(ascii: "\"") {
+                return try parseString()
+            }
+            let start = index
+            try skipValue(depth: depth)
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        }
+
+        mutating func parseString() throws(SockJSPayloadError) -> String {
+            try expect(UInt8(ascii: "\""))
+            let start = index
+            // Fast path: no escapes.
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    index += 1
+                    return text
+                }
+                if byte == UInt8(ascii: "\\") { break }
+                if byte < 0x20 { throw .brokenJSON }
+                index += 1
+            }
+            guard index < bytes.count else { throw .brokenJSON }
+            var out = [UInt8]()
+            out.reserveCapacity(index - start + 16)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    return String(decoding: out, as: UTF8.self)
+                case UInt8(ascii: "\\"):
+                    index += 1
+                    guard index < bytes.count else { throw .brokenJSON }
+                    let escape = bytes[index]
+                    index += 1
+                    switch escape {
+                    case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+                    case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+                    case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "u"):
+                        let unit = try parseHex4()
+                        var scalar: UInt32 = UInt32(unit)
+                        if unit >= 0xD800 && unit < 0xDC00 {
+                            // A high surrogate must be followed by an escaped low surrogate.
+                            if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                                bytes[index + 1] == UInt8(ascii: "u")
+                            {
+                                let saved = index
+                                index += 2
+                                let low = try parseHex4()
+                                if low >= 0xDC00 && low < 0xE000 {
+                                    scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+                                } else {
+                                    index = saved
+                                    scalar = 0xFFFD
+                                }
+                            } else {
+                                scalar = 0xFFFD
+                            }
+                        } else if unit >= 0xDC00 && unit < 0xE000 {
+                            scalar = 0xFFFD
+                        }
+                        appendUTF8(Unicode.Scalar(scalar)!, to: &out)
+                    default:
+                        throw .brokenJSON
+                    }
+                default:
+                    if byte < 0x20 { throw .brokenJSON }
+                    out.append(byte)
+                    index += 1
+                }
+            }
+            throw .brokenJSON
+        }
+
+        mutating func parseHex4() throws(SockJSPayloadError) -> UInt16 {
+            guard index + 4 <= bytes.count else { throw .brokenJSON }
+            var value: UInt16 = 0
+            for _ in 0..<4 {
+                let byte = bytes[index]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw .brokenJSON
+                }
+                value = value << 4 | UInt16(digit)
+                index += 1
+            }
+            return value
+        }
+
+        func appendUTF8(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
+            UTF8.encode(scalar) { out.append($0) }
+        }
+
+        /// Validates and skips one JSON value of any kind.
+        mutating func skipValue(depth: Int) throws(SockJSPayloadError) {
+            guard depth <= SockJSPayload.maximumDepth else { throw .brokenJSON }
+            skipWhitespace()
+            guard !atEnd else { throw .brokenJSON }
+            switch peek {
+            case UInt8(ascii: "\""):
+                _ = try parseString()
+            case UInt8(ascii: "["):
+                index += 1
+                skipWhitespace()
+                if !atEnd, peek == UInt8(ascii: "]") {
+                    index += 1
+                    return
+                }
+                while true {
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    guard !atEnd else { throw .brokenJSON }
+                    if peek == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "]"))
+                    return
+                }
+            case UInt8(ascii: "{"):
+                index += 1
+                skipWhitespace()
+                if !atEnd, peek == UInt8(ascii: "}") {
+                    index += 1
+                    return
+                }
+                while true {
+                    skipWhitespace()
+                    _ = try parseString()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    guard !atEnd else { throw .brokenJSON }
+                    if peek == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "}"))
+                    return
+                }
+            case UInt8(ascii: "t"): try skipLiteral("true")
+            case UInt8(ascii: "f"): try skipLiteral("false")
+            case UInt8(ascii: "n"): try skipLiteral("null")
+            default: try skipNumber()
+            }
+        }
+
+        mutating func skipLiteral(_ literal: StaticString) throws(SockJSPayloadError) {
+            let count = literal.utf8CodeUnitCount
+            guard index + count <= bytes.count else { throw .brokenJSON }
+            for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] {
+                throw .brokenJSON
+            }
+            index += count
+        }
+
+        mutating func skipNumber() throws(SockJSPayloadError) {
+            func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+            if !atEnd, peek == UInt8(ascii: "-") { index += 1 }
+            guard !atEnd, isDigit(peek) else { throw .brokenJSON }
+            if peek == UInt8(ascii: "0") {
+                index += 1
+            } else {
+                while !atEnd, isDigit(peek) { index += 1 }
+            }
+            if !atEnd, peek == UInt8(ascii: ".") {
+                index += 1
+                guard !atEnd, isDigit(peek) else { throw .brokenJSON }
+                while !atEnd, isDigit(peek) { index += 1 }
+            }
+            if !atEnd, peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+                index += 1
+                if !atEnd, peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
+                guard !atEnd, isDigit(peek) else { throw .brokenJSON }
+                while !atEnd, isDigit(peek) { index += 1 }
+            }
+        }
+    }
+}

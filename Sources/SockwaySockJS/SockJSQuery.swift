@@ -1,0 +1,73 @@
+/// Query-string and form decoding, and the callback rules of the htmlfile and jsonp transports.
+public enum SockJSQuery {
+    /// The value of the first `name=` pair in a query string or form body, percent-decoded
+    /// (`+` as space when `form` is true). `nil` when the name is absent.
+    public static func value<S: StringProtocol>(named name: String, in query: S, form: Bool = false) -> String? {
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = percentDecode(parts[0], plusAsSpace: form), key == name else { continue }
+            let raw = parts.count > 1 ? parts[1] : ""
+            return percentDecode(raw, plusAsSpace: form) ?? String(raw)
+        }
+        return nil
+    }
+
+    /// Percent-decodes `text`; `nil` if an escape is malformed. Decoded bytes that are not UTF-8 become U+FFFD.
+    public static func percentDecode<S: StringProtocol>(_ text: S, plusAsSpace: Bool) -> String? {
+        let utf8 = Array(text.utf8)
+        guard utf8.contains(UInt8(ascii: "%")) || (plusAsSpace && utf8.contains(UInt8(ascii: "+"))) else {
+            return String(text)
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count)
+        var index = 0
+        while index < utf8.count {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < utf8.count, let hi = hexValue(utf8[index + 1]), let lo = hexValue(utf8[index + 2])
+                else { return nil }
+                out.append(hi << 4 | lo)
+                index += 3
+            } else {
+                out.append(plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// Why a callback parameter was refused.
+    public enum CallbackError: Error, Hashable, Sendable {
+        /// Neither `c` nor `callback` is in the query.
+        case missing
+        /// The name has characters outside `[a-zA-Z0-9_.-]` or is over 32 characters long.
+        case invalid
+    }
+
+    /// The callback name of an htmlfile or jsonp request. Only `[a-zA-Z0-9_.-]`, at most 32 characters:
+    /// the name is written into a script, so anything else could inject code.
+    public static func callback<S: StringProtocol>(in query: S) throws(CallbackError) -> String {
+        guard let name = value(named: "c", in: query) ?? value(named: "callback", in: query) else {
+            throw .missing
+        }
+        let valid =
+            !name.isEmpty && name.utf8.count <= 32
+            && name.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            }
+        guard valid else { throw .invalid }
+        return name
+    }
+}

@@ -1,0 +1,267 @@
+import NIOCore
+
+/// The life of one SockJS session, independent of the transport that carries it.
+///
+/// `connecting → open → closing → closed`. At most one receiver (a polling or streaming response, or a
+/// WebSocket) is attached at a time. Messages sent while none is attached wait in a bounded outbox and
+/// reach the next receiver in order, exactly once. Time comes in as `now` on every event, and the
+/// machine asks for one timer at a time: a heartbeat while a receiver is attached, the disconnect
+/// deadline while none is.
+public struct SockJSSessionStateMachine: Sendable {
+    public struct Configuration: Hashable, Sendable {
+        /// Interval of `h` frames on an attached receiver.
+        public var heartbeatInterval: TimeAmount
+        /// How long a session without a receiver lives before it is closed and removed.
+        public var disconnectDelay: TimeAmount
+        /// Most messages waiting for a receiver.
+        public var maxQueuedMessages: Int
+        /// Most bytes (UTF-8) of messages waiting for a receiver.
+        public var maxQueuedBytes: Int
+
+        public init(
+            heartbeatInterval: TimeAmount = .seconds(25),
+            disconnectDelay: TimeAmount = .seconds(5),
+            maxQueuedMessages: Int = 4096,
+            maxQueuedBytes: Int = 1 << 20
+        ) {
+            self.heartbeatInterval = heartbeatInterval
+            self.disconnectDelay = disconnectDelay
+            self.maxQueuedMessages = maxQueuedMessages
+            self.maxQueuedBytes = maxQueuedBytes
+        }
+    }
+
+    /// How a receiver takes frames.
+    public enum ReceiverKind: Hashable, Sendable {
+        /// Ends after one frame.
+        case polling
+        /// Takes frames until its transport's byte budget is spent, then reports ``receiverDetached(aborted:now:)``.
+        case streaming
+        /// The session's only receiver, ever: when it goes, the session is over.
+        case webSocket
+    }
+
+    public enum Phase: Hashable, Sendable {
+        case connecting
+        case open
+        case closing(SockJSCloseReason)
+        case closed
+    }
+
+    /// What the I/O layer must do. `write` and `finishReceiver` concern the receiver the event was
+    /// about: the attaching one for ``receiverAttached(_:now:)``, the attached one otherwise.
+    public enum Action: Hashable, Sendable {
+        case write(SockJSFrame)
+        /// End the receiver's response, or close its WebSocket.
+        case finishReceiver
+        /// The attaching receiver is refused: write this frame to it and end it. The session is unchanged.
+        case reject(SockJSFrame)
+        /// Tell the application the session is open.
+        case notifyOpen
+        /// Tell the application the session is closed.
+        case notifyClosed(SockJSCloseReason)
+        /// Arm the session's timer (replacing any armed one) and call ``timerFired(now:)`` then.
+        case armTimer(NIODeadline)
+        /// Forget the session: it is closed and nothing refers to it any more.
+        case reap
+    }
+
+    /// The result of ``flush(now:)``.
+    public enum FlushAction: Hashable, Sendable {
+        case none
+        case write(SockJSFrame)
+        /// A polling receiver took its one frame: write it, end the response, arm the timer.
+        case writeAndFinish(SockJSFrame, armTimer: NIODeadline)
+    }
+
+    /// The result of ``enqueue(_:)``.
+    public enum EnqueueResult: Hashable, Sendable {
+        case queued
+        /// The session is not open; the message was dropped.
+        case notOpen
+        /// The outbox is full: the caller must close the session with ``SockJSCloseReason/sendQueueFull``.
+        case overflow
+    }
+
+    public let configuration: Configuration
+    public private(set) var phase: Phase = .connecting
+    public private(set) var receiver: ReceiverKind?
+    /// The armed timer's deadline, if any.
+    public private(set) var deadline: NIODeadline?
+    private var outbox = CircularBuffer<String>()
+    public private(set) var queuedBytes = 0
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    public var queuedMessages: Int { outbox.count }
+
+    /// Whether inbound messages should reach the application.
+    public var isOpen: Bool { phase == .open }
+
+    /// A receiver wants the session's frames.
+    public mutating func receiverAttached(_ kind: ReceiverKind, now: NIODeadline) -> [Action] {
+        if receiver != nil {
+            return [.reject(.close(.anotherConnectionStillOpen))]
+        }
+        var actions: [Action] = []
+        switch phase {
+        case .closed:
+            return [.reject(.close(.goAway))]
+        case .closing(let reason):
+            // Serve what is left, then the close frame, to every receiver until the session is reaped.
+            // A polling receiver takes one frame, so the close frame waits for the next poll.
+            let batch = drainOutbox()
+            if let batch { actions.append(.write(.messages(batch))) }
+            if batch == nil || kind != .polling { actions.append(.write(.close(reason))) }
+            actions.append(.finishReceiver)
+            if kind == .webSocket {
+                phase = .closed
+                deadline = nil
+                actions.append(.reap)
+            } else {
+                actions.append(arm(now + configuration.disconnectDelay))
+            }
+            return actions
+        case .connecting:
+            phase = .open
+            actions.append(.write(.open))
+            actions.append(.notifyOpen)
+            if kind == .polling {
+                actions.append(.finishReceiver)
+                actions.append(arm(now + configuration.disconnectDelay))
+                return actions
+            }
+        case .open:
+            if let batch = drainOutbox() {
+                actions.append(.write(.messages(batch)))
+                if kind == .polling {
+                    actions.append(.finishReceiver)
+                    actions.append(arm(now + configuration.disconnectDelay))
+                    return actions
+                }
+            }
+        }
+        receiver = kind
+        actions.append(arm(now + configuration.heartbeatInterval))
+        return actions
+    }
+
+    /// The attached receiver went away: it finished normally (response limit reached, or the
+    /// transport's own end), or it was `aborted` by the network. A WebSocket receiver may give the
+    /// `reason` its connection ended with (the client's close frame, or a protocol failure).
+    public mutating func receiverDetached(
+        aborted: Bool,
+        reason: SockJSCloseReason? = nil,
+        now: NIODeadline
+    ) -> [Action] {
+        guard let kind = receiver else { return [] }
+        receiver = nil
+        if kind == .webSocket {
+            var actions: [Action] = []
+            if phase == .open || phase == .connecting {
+                actions.append(.notifyClosed(reason ?? (aborted ? .connectionInterrupted : .normalClosure)))
+            }
+            phase = .closed
+            deadline = nil
+            actions.append(.reap)
+            return actions
+        }
+        var actions: [Action] = []
+        if aborted, phase == .open {
+            // Frames may have been lost in the cut connection: the session cannot go on reliably.
+            phase = .closing(.connectionInterrupted)
+            outbox.removeAll()
+            queuedBytes = 0
+            actions.append(.notifyClosed(.connectionInterrupted))
+        }
+        actions.append(arm(now + configuration.disconnectDelay))
+        return actions
+    }
+
+    /// Queues a message for the client. Follow a run of enqueues with one ``flush(now:)``.
+    public mutating func enqueue(_ message: String) -> EnqueueResult {
+        guard phase == .open else { return .notOpen }
+        let bytes = message.utf8.count
+        guard outbox.count < configuration.maxQueuedMessages, queuedBytes + bytes <= configuration.maxQueuedBytes else {
+            return .overflow
+        }
+        outbox.append(message)
+        queuedBytes += bytes
+        return .queued
+    }
+
+    /// Hands the queued messages to the attached receiver as one frame. Call it when the receiver can
+    /// take more (a WebSocket or streaming response whose channel is writable).
+    public mutating func flush(now: NIODeadline) -> FlushAction {
+        guard let kind = receiver, phase == .open, let batch = drainOutbox() else { return .none }
+        if kind == .polling {
+            receiver = nil
+            deadline = now + configuration.disconnectDelay
+            return .writeAndFinish(.messages(batch), armTimer: now + configuration.disconnectDelay)
+        }
+        return .write(.messages(batch))
+    }
+
+    /// The application (or the server) closes the session.
+    public mutating func closeRequested(_ reason: SockJSCloseReason, now: NIODeadline) -> [Action] {
+        switch phase {
+        case .connecting, .open:
+            phase = .closing(reason)
+        case .closing, .closed:
+            return []
+        }
+        var actions: [Action] = [.notifyClosed(reason)]
+        if let kind = receiver {
+            // Whatever is queued would be lost behind the close frame on this receiver; deliver it first.
+            if let batch = drainOutbox(), kind != .polling { actions.append(.write(.messages(batch))) }
+            actions.append(.write(.close(reason)))
+            actions.append(.finishReceiver)
+            receiver = nil
+            if kind == .webSocket {
+                phase = .closed
+                deadline = nil
+                actions.append(.reap)
+                return actions
+            }
+            actions.append(arm(now + configuration.disconnectDelay))
+        }
+        return actions
+    }
+
+    /// The armed timer fired. Stale firings (a deadline that moved) do nothing.
+    public mutating func timerFired(now: NIODeadline) -> [Action] {
+        guard let deadline, deadline <= now else { return [] }
+        self.deadline = nil
+        if let kind = receiver {
+            if kind == .polling {
+                receiver = nil
+                return [.write(.heartbeat), .finishReceiver, arm(now + configuration.disconnectDelay)]
+            }
+            return [.write(.heartbeat), arm(now + configuration.heartbeatInterval)]
+        }
+        var actions: [Action] = []
+        if phase == .open || phase == .connecting {
+            actions.append(.notifyClosed(.sessionTimedOut))
+        }
+        phase = .closed
+        outbox.removeAll()
+        queuedBytes = 0
+        actions.append(.reap)
+        return actions
+    }
+
+    private mutating func arm(_ deadline: NIODeadline) -> Action {
+        self.deadline = deadline
+        return .armTimer(deadline)
+    }
+
+    private mutating func drainOutbox() -> [String]? {
+        guard !outbox.isEmpty else { return nil }
+        let batch = Array(outbox)
+        outbox.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+        return batch
+    }
+}

@@ -1,0 +1,207 @@
+import NIOCore
+import NIOWebSocket
+
+/// RFC 6455 rules for the server side of one connection, without I/O.
+///
+/// Feed it each decoded frame; it reassembles fragmented messages, validates UTF-8 as bytes arrive,
+/// enforces the message size limit, answers pings and runs the close handshake. The adapter writes the
+/// frames it asks for and closes the TCP connection when told.
+public struct WebSocketConnectionStateMachine: Sendable {
+    public struct Configuration: Hashable, Sendable {
+        /// Largest message, after reassembly, in bytes. Larger ones fail the connection with 1009.
+        public var maxMessageSize: Int
+
+        public init(maxMessageSize: Int = 1 << 20) {
+            self.maxMessageSize = maxMessageSize
+        }
+    }
+
+    public enum State: Hashable, Sendable {
+        case open
+        /// We sent a close frame and wait for the peer's.
+        case closeSent
+        /// Both close frames are exchanged, or the connection failed; only the TCP close remains.
+        case closed
+    }
+
+    /// What the adapter must do after a frame.
+    public enum Action: Equatable, Sendable {
+        case none
+        /// A complete text message (valid UTF-8).
+        case text(ByteBuffer)
+        /// A complete binary message.
+        case binary(ByteBuffer)
+        /// Answer a ping.
+        case sendPong(ByteBuffer)
+        /// The peer started the close handshake: send this close frame back, then close the connection.
+        /// `code` is what the peer sent (1005 if it sent none).
+        case replyClose(code: UInt16, reason: String, echo: WebSocketFrame)
+        /// The peer answered our close: close the connection.
+        case closeConnection
+        /// The peer broke the protocol: send this close frame, then close the connection.
+        case fail(code: UInt16, reason: String)
+    }
+
+    public let configuration: Configuration
+    public private(set) var state: State = .open
+    private var messageOpcode: WebSocketOpcode?
+    private var message = ByteBuffer()
+    private var validator = UTF8Validator()
+    /// RSV1 is allowed when permessage-deflate is negotiated; the codec above checks it per message.
+    public var allowedReservedBits: WebSocketFrame.ReservedBits = []
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    /// Handles one frame from the client.
+    public mutating func frameReceived(_ frame: WebSocketFrame) -> Action {
+        switch state {
+        case .closed:
+            return .none
+        case .open, .closeSent:
+            break
+        }
+        guard frame.maskKey != nil else { return fail(WebSocketCloseCode.protocolError, "Unmasked client frame") }
+        guard frame.reservedBits.isSubset(of: allowedReservedBits) else {
+            return fail(WebSocketCloseCode.protocolError, "Reserved bits set")
+        }
+        switch frame.opcode {
+        case .ping, .pong, .connectionClose:
+            guard frame.fin else { return fail(WebSocketCloseCode.protocolError, "Fragmented control frame") }
+            guard frame.length <= 125 else { return fail(WebSocketCloseCode.protocolError, "Control frame too long") }
+            return controlFrameReceived(frame)
+        case .text, .binary:
+            guard messageOpcode == nil else {
+                return fail(WebSocketCloseCode.protocolError, "New message inside a fragmented one")
+            }
+            guard state == .open else { return .none }
+            messageOpcode = frame.opcode
+            message.clear()
+            validator = UTF8Validator()
+            return appendFragment(frame)
+        case .continuation:
+            guard messageOpcode != nil else {
+                return fail(WebSocketCloseCode.protocolError, "Continuation without a message")
+            }
+            guard state == .open else { return .none }
+            return appendFragment(frame)
+        default:
+            return fail(WebSocketCloseCode.protocolError, "Reserved opcode")
+        }
+    }
+
+    /// The application closes the connection. Returns the close frame to send, or `nil` if closing
+    /// has already begun.
+    public mutating func closeRequested(code: UInt16, reason: String) -> WebSocketFrame? {
+        guard state == .open else { return nil }
+        state = .closeSent
+        return Self.closeFrame(code: code, reason: reason)
+    }
+
+    /// The decoder reported an error in the byte stream (bad length encoding, frame over the limit).
+    public mutating func decodingFailed(tooBig: Bool) -> Action {
+        guard state != .closed else { return .none }
+        return tooBig
+            ? fail(WebSocketCloseCode.messageTooBig, "Message too big")
+            : fail(WebSocketCloseCode.protocolError, "Protocol error")
+    }
+
+    /// A close frame with `code` and a reason cut to fit the 125-byte control frame limit on a
+    /// character boundary.
+    public static func closeFrame(code: UInt16, reason: String) -> WebSocketFrame {
+        var data = ByteBuffer()
+        data.writeInteger(code)
+        var reasonBytes = Array(reason.utf8.prefix(123))
+        while !reasonBytes.isEmpty, !reasonBytes.withUnsafeBytes({ UTF8Validator.isValid($0) }) {
+            reasonBytes.removeLast()
+        }
+        data.writeBytes(reasonBytes)
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+    }
+
+    private mutating func appendFragment(_ frame: WebSocketFrame) -> Action {
+        var data = frame.unmaskedData
+        guard message.readableBytes + data.readableBytes <= configuration.maxMessageSize else {
+            return fail(WebSocketCloseCode.messageTooBig, "Message too big")
+        }
+        if messageOpcode == .text, allowedReservedBits.isEmpty {
+            let valid = data.withUnsafeReadableBytes { validator.feed($0) }
+            guard valid else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
+        }
+        if frame.fin && message.readableBytes == 0 {
+            // Unfragmented: hand over the frame's own buffer, no copy.
+            return finishMessage(data)
+        }
+        message.writeBuffer(&data)
+        guard frame.fin else { return .none }
+        let complete = message
+        message = ByteBuffer()
+        return finishMessage(complete)
+    }
+
+    private mutating func finishMessage(_ data: ByteBuffer) -> Action {
+        let opcode = messageOpcode
+        messageOpcode = nil
+        if opcode == .text {
+            if allowedReservedBits.isEmpty {
+                guard validator.isComplete else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
+            }
+            return .text(data)
+        }
+        return .binary(data)
+    }
+
+    /// Validates UTF-8 of a text message produced by an extension (after inflation).
+    public mutating func validateText(_ data: ByteBuffer) -> Action? {
+        let valid = data.withUnsafeReadableBytes { UTF8Validator.isValid($0) }
+        return valid ? nil : fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8")
+    }
+
+    private mutating func controlFrameReceived(_ frame: WebSocketFrame) -> Action {
+        var data = frame.unmaskedData
+        switch frame.opcode {
+        case .ping:
+            return state == .open ? .sendPong(data) : .none
+        case .pong:
+            return .none
+        default:
+            break
+        }
+        // Close.
+        var code: UInt16 = 1005
+        var reason = ""
+        if data.readableBytes == 1 {
+            return fail(WebSocketCloseCode.protocolError, "Close frame with a one-byte body")
+        }
+        if data.readableBytes >= 2 {
+            code = data.readInteger(as: UInt16.self)!
+            guard WebSocketCloseCode.isSendable(code) else {
+                return fail(WebSocketCloseCode.protocolError, "Invalid close code")
+            }
+            let valid = data.withUnsafeReadableBytes { UTF8Validator.isValid($0) }
+            guard valid else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8 in close reason") }
+            reason = data.readString(length: data.readableBytes) ?? ""
+        }
+        switch state {
+        case .closeSent:
+            state = .closed
+            return .closeConnection
+        case .open:
+            state = .closed
+            let echoCode = code == 1005 ? WebSocketCloseCode.normalClosure : code
+            return .replyClose(code: code, reason: reason, echo: Self.closeFrame(code: echoCode, reason: ""))
+        case .closed:
+            return .none
+        }
+    }
+
+    private mutating func fail(_ code: UInt16, _ reason: String) -> Action {
+        let wasOpen = state == .open
+        state = .closed
+        messageOpcode = nil
+        message = ByteBuffer()
+        // After our close frame went out, the peer gets no second one: just drop the connection.
+        return wasOpen ? .fail(code: code, reason: reason) : .closeConnection
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SockwayServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway: demo page at /, and the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat endpoints."
+    )
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(name: .customLong("response-limit"), help: "Bytes after which a streaming response is ended.")
+    var responseLimit = 128 * 1024
+
+    @Option(name: .customLong("sockjs-url"), help: "sockjs-client script URL for the iframe and demo pages.")
+    var sockjsURL = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
+
+    @Option(help: "Seconds between heartbeat frames.")
+    var heartbeat: Double = 25
+
+    @Option(name: .customLong("disconnect-delay"), help: "Seconds a session waits for its next request before it is closed.")
+    var disconnectDelay: Double = 5
+
+    @Option(help: "Event loop threads (default: one per core).")
+    var threads: Int?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard responseLimit > 0 else { throw ValidationError("--response-limit must be positive") }
+        guard heartbeat > 0, disconnectDelay > 0 else { throw ValidationError("--heartbeat and --disconnect-delay must be positive") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "sockway")
+        let options = SockwayEndpointOptions(
+            clientScriptURL: sockjsURL,
+            responseLimit: responseLimit,
+            heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
+            disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9))
+        )
+        var configuration = SockwayConfiguration(host: host, port: port, clientScriptURL: sockjsURL)
+        if let threads { configuration.eventLoopThreads = threads }
+        let server = SockwayServer(
+            configuration: configuration,
+            logger: logger,
+            endpoints: SockwayDemoEndpoints.all(options: options)
+        )
+        let group = ServiceGroup(
+            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Sockway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A SockJS-compatible transport-fallback gateway.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
