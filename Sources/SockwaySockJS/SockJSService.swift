@@ -346,8 +346,8 @@ public struct SockJSServiceRules: Sendable {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 if parts[0].trimmingSpaces == "JSESSIONID", parts.count == 2 {
                     let candidate = parts[1].trimmingSpaces
-                    // Never reflect anything that could split or extend the header.
-                    if !candidate.isEmpty, candidate.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") }) {
+                    // Reflect only RFC 6265 cookie-octets: nothing that could split, extend or confuse the header.
+                    if !candidate.isEmpty, candidate.utf8.allSatisfy(Self.isCookieOctet) {
                         value = String(candidate)
                     }
                     break
@@ -355,6 +355,13 @@ public struct SockJSServiceRules: Sendable {
             }
         }
         return [SockJSHeader("Set-Cookie", "JSESSIONID=\(value); path=/")]
+    }
+
+    private static func isCookieOctet(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x21, 0x23...0x2B, 0x2D...0x3A, 0x3C...0x5B, 0x5D...0x7E: return true
+        default: return false
+        }
     }
 
     static func cacheForever(now: Int) -> [SockJSHeader] {

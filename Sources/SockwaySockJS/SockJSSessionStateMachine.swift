@@ -214,9 +214,11 @@ public struct SockJSSessionStateMachine: Sendable {
         }
         var actions: [Action] = [.notifyClosed(reason)]
         if let kind = receiver {
-            // Whatever is queued would be lost behind the close frame on this receiver; deliver it first.
-            if let batch = drainOutbox(), kind != .polling { actions.append(.write(.messages(batch))) }
-            actions.append(.write(.close(reason)))
+            // Deliver what is queued first; a polling receiver takes only that, and the next poll
+            // gets the close frame.
+            let batch = drainOutbox()
+            if let batch { actions.append(.write(.messages(batch))) }
+            if batch == nil || kind != .polling { actions.append(.write(.close(reason))) }
             actions.append(.finishReceiver)
             receiver = nil
             if kind == .webSocket {
