@@ -42,7 +42,8 @@ final class HTTPReceiver: SessionReceiver, @unchecked Sendable {
 
     func write(_ frame: SockJSFrame) -> Bool {
         guard !finished else { return true }
-        var buffer = channel.allocator.buffer(capacity: 64)
+        // Room for the frame and the transport's wrapping (a `<script>` element, a callback name).
+        var buffer = channel.allocator.buffer(capacity: frame.estimatedByteCount + 48 + (callback?.utf8.count ?? 0))
         transport.writeFrame(frame, callback: callback, into: &buffer, scratch: &scratch)
         remainingBytes -= buffer.readableBytes
         let bytes = buffer
@@ -91,8 +92,8 @@ extension EndpointRuntime {
                     headers: headers,
                     eventLoop: loop,
                     core: core,
-                    inboundLimit: endpoint.options.maxInboundQueuedMessages,
-                    outboxLimit: endpoint.options.maxQueuedMessages
+                    inboundLimit: endpoint.options.inboundLimit,
+                    outboxLimit: endpoint.options.outboxLimit
                 )
             )
             store.insert(core, id: id)

@@ -63,6 +63,9 @@ public struct SockwayEndpointOptions: Sendable {
     /// Inbound messages an async handler may leave unread before the session closes with 1013.
     /// Default 4096.
     public var maxInboundQueuedMessages: Int
+    /// Inbound bytes an async handler may leave unread before the session closes with 1013.
+    /// Default 1 MiB.
+    public var maxInboundQueuedBytes: Int
 
     public init(
         webSocketEnabled: Bool = true,
@@ -76,7 +79,8 @@ public struct SockwayEndpointOptions: Sendable {
         maxMessageBytes: Int = 1 << 20,
         maxQueuedMessages: Int = 4096,
         maxQueuedBytes: Int = 1 << 20,
-        maxInboundQueuedMessages: Int = 4096
+        maxInboundQueuedMessages: Int = 4096,
+        maxInboundQueuedBytes: Int = 1 << 20
     ) {
         self.webSocketEnabled = webSocketEnabled
         self.cookieNeeded = cookieNeeded
@@ -90,7 +94,11 @@ public struct SockwayEndpointOptions: Sendable {
         self.maxQueuedMessages = maxQueuedMessages
         self.maxQueuedBytes = maxQueuedBytes
         self.maxInboundQueuedMessages = maxInboundQueuedMessages
+        self.maxInboundQueuedBytes = maxInboundQueuedBytes
     }
+
+    var inboundLimit: (messages: Int, bytes: Int) { (maxInboundQueuedMessages, maxInboundQueuedBytes) }
+    var outboxLimit: (messages: Int, bytes: Int) { (maxQueuedMessages, maxQueuedBytes) }
 
     var rules: SockJSServiceRules {
         SockJSServiceRules(

@@ -22,11 +22,12 @@ public final class SockwaySession: Sendable {
     let core: NIOLoopBound<SessionCore>
     private let offLoop = NIOLockedValueBox(OffLoopSends())
     private let inbound: InboundQueue
-    /// Bound of sends waiting for their hop to the loop (the outbox's message bound).
-    private let offLoopLimit: Int
+    /// Bound of sends waiting for their hop to the loop (the outbox's bounds).
+    private let offLoopLimit: (messages: Int, bytes: Int)
 
     struct OffLoopSends {
         var pending: [String] = []
+        var pendingBytes = 0
         var scheduled = false
         var overflowed = false
     }
@@ -38,8 +39,8 @@ public final class SockwaySession: Sendable {
         headers: HTTPHeaders,
         eventLoop: any EventLoop,
         core: SessionCore,
-        inboundLimit: Int,
-        outboxLimit: Int
+        inboundLimit: (messages: Int, bytes: Int),
+        outboxLimit: (messages: Int, bytes: Int)
     ) {
         self.id = id
         self.transport = transport
@@ -47,7 +48,7 @@ public final class SockwaySession: Sendable {
         self.headers = headers
         self.eventLoop = eventLoop
         self.core = NIOLoopBound(core, eventLoop: eventLoop)
-        self.inbound = InboundQueue(limit: inboundLimit)
+        self.inbound = InboundQueue(maxMessages: inboundLimit.messages, maxBytes: inboundLimit.bytes)
         self.offLoopLimit = outboxLimit
     }
 
@@ -90,8 +91,15 @@ public final class SockwaySession: Sendable {
         let limit = offLoopLimit
         let schedule = offLoop.withLockedValue { state -> Bool in
             if state.overflowed { return false }
-            state.pending.append(contentsOf: messages)
-            if state.pending.count > limit { state.overflowed = true }
+            for message in messages {
+                state.pending.append(message)
+                state.pendingBytes += message.utf8.count
+            }
+            if state.pending.count > limit.messages || state.pendingBytes > limit.bytes {
+                // The outbox could not take these either: close now rather than hold them.
+                state.overflowed = true
+                state.pending = []
+            }
             if state.scheduled { return false }
             state.scheduled = true
             return true
@@ -141,31 +149,43 @@ public struct SockwayMessages: AsyncSequence, Sendable {
 /// A bounded single-consumer queue from the event loop to a task: the loop pushes whole batches, the
 /// task pops without a hop while anything is buffered.
 final class InboundQueue: Sendable {
-    private struct State {
+    fileprivate struct State {
         var buffer = CircularBuffer<String>()
+        var bytes = 0
         var waiter: CheckedContinuation<String?, Never>?
         var finished = false
     }
 
     private let state = NIOLockedValueBox(State())
-    let limit: Int
+    let maxMessages: Int
+    let maxBytes: Int
 
-    init(limit: Int) {
-        self.limit = limit
+    init(maxMessages: Int, maxBytes: Int) {
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
     }
 
-    /// Appends a batch; `false` if the queue is over its limit (the batch is dropped).
+    /// Appends a batch; `false` if it would take the queue over a bound (the batch is dropped).
     func push(_ messages: [String]) -> Bool {
-        var iterator = messages.makeIterator()
+        let batchBytes = messages.reduce(0) { $0 + $1.utf8.count }
         let (waiter, first, accepted): (CheckedContinuation<String?, Never>?, String?, Bool) = state.withLockedValue { state in
             if state.finished { return (nil, nil, true) }
-            if state.buffer.count + messages.count > limit { return (nil, nil, false) }
+            if state.buffer.count + messages.count > maxMessages || state.bytes + batchBytes > maxBytes {
+                return (nil, nil, false)
+            }
+            var iterator = messages.makeIterator()
             if let waiter = state.waiter, let first = iterator.next() {
                 state.waiter = nil
-                while let next = iterator.next() { state.buffer.append(next) }
+                while let next = iterator.next() {
+                    state.buffer.append(next)
+                    state.bytes += next.utf8.count
+                }
                 return (waiter, first, true)
             }
-            while let next = iterator.next() { state.buffer.append(next) }
+            while let next = iterator.next() {
+                state.buffer.append(next)
+                state.bytes += next.utf8.count
+            }
             return (nil, nil, true)
         }
         waiter?.resume(returning: first)
@@ -182,21 +202,27 @@ final class InboundQueue: Sendable {
     }
 
     func next() async -> String? {
-        if let ready = state.withLockedValue({ state -> String?? in
-            if let first = state.buffer.popFirst() { return .some(first) }
-            if state.finished { return .some(nil) }
-            return nil
-        }) {
+        if let ready = state.withLockedValue({ $0.popReady() }) {
             return ready
         }
         return await withCheckedContinuation { continuation in
             let immediate = state.withLockedValue { state -> String?? in
-                if let first = state.buffer.popFirst() { return .some(first) }
-                if state.finished { return .some(nil) }
+                if let ready = state.popReady() { return ready }
                 state.waiter = continuation
                 return nil
             }
             if let immediate { continuation.resume(returning: immediate) }
         }
+    }
+}
+
+extension InboundQueue.State {
+    /// The next element if one is ready (`.some(nil)` once finished and drained), `nil` to wait.
+    fileprivate mutating func popReady() -> String?? {
+        if let first = buffer.popFirst() {
+            bytes -= first.utf8.count
+            return .some(first)
+        }
+        return finished ? .some(nil) : nil
     }
 }

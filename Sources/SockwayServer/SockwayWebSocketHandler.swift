@@ -63,8 +63,8 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
                 headers: requestHeaders,
                 eventLoop: loop,
                 core: core,
-                inboundLimit: runtime.endpoint.options.maxInboundQueuedMessages,
-                outboxLimit: runtime.endpoint.options.maxQueuedMessages
+                inboundLimit: runtime.endpoint.options.inboundLimit,
+                outboxLimit: runtime.endpoint.options.outboxLimit
             )
         )
         store.insertAnonymous(core, on: loop)
@@ -187,7 +187,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         guard let context, !finished else { return false }
         switch framing {
         case .sockJS:
-            var buffer = context.channel.allocator.buffer(capacity: 64)
+            var buffer = context.channel.allocator.buffer(capacity: frame.estimatedByteCount + Self.headroom)
             buffer.moveWriterIndex(forwardBy: Self.headroom)
             buffer.moveReaderIndex(forwardBy: Self.headroom)
             frame.write(into: &buffer)

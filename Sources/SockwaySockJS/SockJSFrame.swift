@@ -68,6 +68,15 @@ public enum SockJSFrame: Hashable, Sendable {
         }
     }
 
+    /// A capacity guess for the frame's text: exact for ASCII without escapes, so buffers are sized once.
+    public var estimatedByteCount: Int {
+        switch self {
+        case .open, .heartbeat: return 1
+        case .messages(let messages): return messages.reduce(2) { $0 + $1.utf8.count + 3 }
+        case .close(let close): return close.reason.utf8.count + 12
+        }
+    }
+
     /// The frame's text, for tests and logs.
     public var text: String {
         var buffer = ByteBuffer()

@@ -87,6 +87,7 @@ public enum SockJSPayload {
         mutating func parseMessageArray() throws(SockJSPayloadError) -> [String] {
             try expect(UInt8(ascii: "["))
             var messages: [String] = []
+            messages.reserveCapacity(4)
             skipWhitespace()
             if !atEnd, peek == UInt8(ascii: "]") {
                 index += 1

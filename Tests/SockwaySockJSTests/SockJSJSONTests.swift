@@ -135,3 +135,48 @@ struct SockJSJSONHTMLSafeTests {
         #expect(SockJSJSON.quoted("\"\n\u{2028}<", htmlSafe: true) == #""\"\n\u2028\u003c""#)
     }
 }
+
+@Suite("JSON quoting: the eight-byte fast path")
+struct SockJSJSONFastPathTests {
+    /// The rules one scalar at a time, with no fast path: the reference the quoting must match.
+    static func reference(_ text: String, htmlSafe: Bool) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case 0x08: out += "\\b"
+            case 0x09: out += "\\t"
+            case 0x0A: out += "\\n"
+            case 0x0C: out += "\\f"
+            case 0x0D: out += "\\r"
+            case 0x3C where htmlSafe, 0x3E where htmlSafe, 0x26 where htmlSafe,
+                0x00...0x1F, 0x200C...0x200F, 0x2028...0x202F, 0x2060...0x206F, 0xFFF0...0xFFFF:
+                out += "\\u" + lowercaseHex4(scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    @Test(arguments: ["\"", "\\", "\n", "\u{01}", "<", ">", "&", "é", "\u{2028}", "\u{FFFF}", "😀", "\u{7F}"])
+    func specialCharacterAtEveryOffsetOfAWord(_ special: String) {
+        // Whatever the byte offset of a character that needs escaping, the fast path never skips it.
+        for length in 0..<24 {
+            for offset in 0...length {
+                let text = String(repeating: "a", count: offset) + special + String(repeating: "b", count: length - offset)
+                #expect(SockJSJSON.quoted(text) == Self.reference(text, htmlSafe: false))
+                #expect(SockJSJSON.quoted(text, htmlSafe: true) == Self.reference(text, htmlSafe: true))
+            }
+        }
+    }
+
+    @Test func longMixedTextMatchesTheReference() {
+        // A long text mixing plain runs, escapes and multibyte characters quotes exactly as the reference.
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["plain text ", "\"", "\\", "\n", "<tag>", "&amp;", "é", "\u{2028}", "\u{FFF0}", "😀", "12345678", "\u{7F}"]
+        let text = (0..<2000).map { _ in pieces.randomElement(using: &generator)! }.joined()
+        #expect(SockJSJSON.quoted(text) == Self.reference(text, htmlSafe: false))
+        #expect(SockJSJSON.quoted(text, htmlSafe: true) == Self.reference(text, htmlSafe: true))
+    }
+}
