@@ -19,7 +19,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // Layer 0: system zlib (apt zlib1g-dev), with shims for its init macros.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Layer 1: sans-I/O cores.
+        .target(
+            name: "SockwayZlib",
+            dependencies: ["CZlib", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
         .target(
             name: "SockwaySockJS",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -28,6 +35,7 @@ let package = Package(
         .target(
             name: "SockwayWebSocket",
             dependencies: [
+                "SockwayZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
@@ -66,7 +74,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SockwayWebSocketTests",
-            dependencies: ["SockwayWebSocket"],
+            dependencies: ["SockwayWebSocket", "SockwayZlib"],
             swiftSettings: strictSwift6
         ),
         .testTarget(

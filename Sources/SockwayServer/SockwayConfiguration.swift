@@ -1,5 +1,6 @@
 import NIOCore
 import SockwaySockJS
+import SockwayWebSocket
 
 /// Server-wide settings. Every parameter has a default that works without configuration.
 public struct SockwayConfiguration: Sendable {
@@ -66,6 +67,10 @@ public struct SockwayEndpointOptions: Sendable {
     /// Inbound bytes an async handler may leave unread before the session closes with 1013.
     /// Default 1 MiB.
     public var maxInboundQueuedBytes: Int
+    /// permessage-deflate for both WebSocket URLs. Default: a compressor per connection (15-bit
+    /// window, memLevel 8), created only when a connection first sends a message of 64 bytes or more;
+    /// inflation shares one inflater per event loop (clients are asked for `client_no_context_takeover`).
+    public var compression: PerMessageDeflateConfiguration
 
     public init(
         webSocketEnabled: Bool = true,
@@ -80,7 +85,8 @@ public struct SockwayEndpointOptions: Sendable {
         maxQueuedMessages: Int = 4096,
         maxQueuedBytes: Int = 1 << 20,
         maxInboundQueuedMessages: Int = 4096,
-        maxInboundQueuedBytes: Int = 1 << 20
+        maxInboundQueuedBytes: Int = 1 << 20,
+        compression: PerMessageDeflateConfiguration = .init()
     ) {
         self.webSocketEnabled = webSocketEnabled
         self.cookieNeeded = cookieNeeded
@@ -95,6 +101,7 @@ public struct SockwayEndpointOptions: Sendable {
         self.maxQueuedBytes = maxQueuedBytes
         self.maxInboundQueuedMessages = maxInboundQueuedMessages
         self.maxInboundQueuedBytes = maxInboundQueuedBytes
+        self.compression = compression
     }
 
     var inboundLimit: (messages: Int, bytes: Int) { (maxInboundQueuedMessages, maxInboundQueuedBytes) }

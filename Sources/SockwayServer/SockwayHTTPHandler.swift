@@ -9,15 +9,25 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import SockwaySockJS
+import SockwayWebSocket
 
 /// The endpoints of a server, matched by longest prefix.
 final class ServerRuntime: Sendable {
     let endpoints: [EndpointRuntime]
     let configuration: SockwayConfiguration
     let maxMessageBytes: Int
+    private let loopResources: [LoopResources]
+
+    /// State shared by the connections of one event loop; touched only on that loop.
+    final class LoopResources: @unchecked Sendable {
+        let eventLoop: any EventLoop
+        let deflate = PerMessageDeflateResources()
+        init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    }
 
     init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop]) {
         self.configuration = configuration
+        self.loopResources = loops.map { LoopResources(eventLoop: $0) }
         self.endpoints = endpoints
             .sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
             .map { EndpointRuntime(endpoint: $0, loops: loops) }
@@ -33,6 +43,14 @@ final class ServerRuntime: Sendable {
             if rest.isEmpty || rest.first == "/" { return (runtime, rest) }
         }
         return nil
+    }
+
+    /// The permessage-deflate state of `loop`; call on `loop`.
+    func deflateResources(on loop: any EventLoop) -> PerMessageDeflateResources {
+        loop.assertInEventLoop()
+        if let match = loopResources.first(where: { $0.eventLoop === loop }) { return match.deflate }
+        // A loop outside the group (tests): give the connection resources of its own.
+        return PerMessageDeflateResources()
     }
 
     func runtime(forPrefix prefix: String) -> EndpointRuntime? {

@@ -6,6 +6,7 @@ import NIOPosix
 import NIOWebSocket
 import ServiceLifecycle
 import SockwaySockJS
+import SockwayWebSocket
 
 /// A SockJS gateway: serves its endpoints over every SockJS transport and raw WebSocket.
 ///
@@ -126,15 +127,36 @@ public final class SockwayServer: Service, Sendable {
             maxFrameSize: runtime.maxMessageBytes,
             automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
-                channel.eventLoop.makeSucceededFuture(Self.webSocketTarget(head, runtime: runtime) == nil ? nil : HTTPHeaders())
+                guard let (endpoint, _, _) = Self.webSocketTarget(head, runtime: runtime) else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                var headers = HTTPHeaders()
+                if let deflate = Self.negotiateDeflate(head, endpoint: endpoint) {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeaderValue)
+                }
+                return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     guard let (endpoint, framing, sessionID) = Self.webSocketTarget(head, runtime: runtime) else {
                         throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget
                     }
+                    // The same pure negotiation as for the response header, so both agree.
+                    let codec = Self.negotiateDeflate(head, endpoint: endpoint).map {
+                        PerMessageDeflateCodec(
+                            parameters: $0,
+                            configuration: endpoint.endpoint.options.compression,
+                            resources: runtime.deflateResources(on: channel.eventLoop)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        SockwayWebSocketHandler(runtime: endpoint, framing: framing, sessionID: sessionID, requestHeaders: head.headers)
+                        SockwayWebSocketHandler(
+                            runtime: endpoint,
+                            framing: framing,
+                            sessionID: sessionID,
+                            requestHeaders: head.headers,
+                            compression: codec
+                        )
                     )
                 }
             }
@@ -152,6 +174,13 @@ public final class SockwayServer: Service, Sendable {
             withErrorHandling: true
         )
         try sync.addHandler(httpHandler)
+    }
+
+    static func negotiateDeflate(_ head: HTTPRequestHead, endpoint: EndpointRuntime) -> PerMessageDeflateParameters? {
+        PerMessageDeflateNegotiation.negotiate(
+            offers: head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init),
+            configuration: endpoint.endpoint.options.compression
+        )
     }
 
     /// The endpoint and framing of a WebSocket upgrade request, or `nil` if the URL takes none.

@@ -38,14 +38,29 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     let kind = SockJSSessionStateMachine.ReceiverKind.webSocket
 
-    init(runtime: EndpointRuntime, framing: Framing, sessionID: String, requestHeaders: HTTPHeaders) {
+    init(
+        runtime: EndpointRuntime,
+        framing: Framing,
+        sessionID: String,
+        requestHeaders: HTTPHeaders,
+        compression: PerMessageDeflateCodec? = nil
+    ) {
         self.runtime = runtime
         self.framing = framing
         self.sessionID = sessionID
         self.requestHeaders = requestHeaders
         self.protocolState = WebSocketConnectionStateMachine(
-            configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes)
+            configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes),
+            compression: compression
         )
+    }
+
+    /// Writes one text message, compressed when permessage-deflate is on and it pays.
+    private func writeText(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        let (data, compressed) = protocolState.prepareOutbound(buffer, allocator: context.channel.allocator, headroom: Self.headroom)
+        var frame = WebSocketFrame(fin: true, opcode: .text, data: data)
+        if compressed { frame.rsv1 = true }
+        context.write(wrapOutboundOut(frame), promise: nil)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -191,7 +206,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             buffer.moveWriterIndex(forwardBy: Self.headroom)
             buffer.moveReaderIndex(forwardBy: Self.headroom)
             frame.write(into: &buffer)
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+            writeText(buffer, context: context)
             if case .close(let reason) = frame { closeReason = reason }
         case .raw:
             switch frame {
@@ -205,7 +220,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
                     buffer.moveWriterIndex(forwardBy: Self.headroom)
                     buffer.moveReaderIndex(forwardBy: Self.headroom)
                     buffer.writeString(message)
-                    context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+                    writeText(buffer, context: context)
                 }
             case .close(let reason):
                 closeReason = reason

@@ -1,12 +1,13 @@
 import NIOCore
 import NIOWebSocket
+import SockwayZlib
 
 /// RFC 6455 rules for the server side of one connection, without I/O.
 ///
 /// Feed it each decoded frame; it reassembles fragmented messages, validates UTF-8 as bytes arrive,
 /// enforces the message size limit, answers pings and runs the close handshake. The adapter writes the
 /// frames it asks for and closes the TCP connection when told.
-public struct WebSocketConnectionStateMachine: Sendable {
+public struct WebSocketConnectionStateMachine {
     public struct Configuration: Hashable, Sendable {
         /// Largest message, after reassembly, in bytes. Larger ones fail the connection with 1009.
         public var maxMessageSize: Int
@@ -47,11 +48,13 @@ public struct WebSocketConnectionStateMachine: Sendable {
     private var messageOpcode: WebSocketOpcode?
     private var message = ByteBuffer()
     private var validator = UTF8Validator()
-    /// RSV1 is allowed when permessage-deflate is negotiated; the codec above checks it per message.
-    public var allowedReservedBits: WebSocketFrame.ReservedBits = []
+    private var messageCompressed = false
+    /// permessage-deflate, when negotiated: RSV1 marks a compressed message.
+    public private(set) var compression: PerMessageDeflateCodec?
 
-    public init(configuration: Configuration = .init()) {
+    public init(configuration: Configuration = .init(), compression: PerMessageDeflateCodec? = nil) {
         self.configuration = configuration
+        self.compression = compression
     }
 
     /// Handles one frame from the client.
@@ -63,7 +66,10 @@ public struct WebSocketConnectionStateMachine: Sendable {
             break
         }
         guard frame.maskKey != nil else { return fail(WebSocketCloseCode.protocolError, "Unmasked client frame") }
-        guard frame.reservedBits.isSubset(of: allowedReservedBits) else {
+        // RSV1 means "compressed" on the first frame of a message, and only with permessage-deflate;
+        // everything else must have all reserved bits clear.
+        let mayCompress = compression != nil && (frame.opcode == .text || frame.opcode == .binary)
+        guard frame.reservedBits.isEmpty || (mayCompress && frame.reservedBits == .rsv1) else {
             return fail(WebSocketCloseCode.protocolError, "Reserved bits set")
         }
         switch frame.opcode {
@@ -77,15 +83,16 @@ public struct WebSocketConnectionStateMachine: Sendable {
             }
             guard state == .open else { return .none }
             messageOpcode = frame.opcode
+            messageCompressed = frame.reservedBits.contains(.rsv1)
             message.clear()
             validator = UTF8Validator()
-            return appendFragment(frame)
+            return appendFragment(frame, first: true)
         case .continuation:
             guard messageOpcode != nil else {
                 return fail(WebSocketCloseCode.protocolError, "Continuation without a message")
             }
             guard state == .open else { return .none }
-            return appendFragment(frame)
+            return appendFragment(frame, first: false)
         default:
             return fail(WebSocketCloseCode.protocolError, "Reserved opcode")
         }
@@ -120,12 +127,15 @@ public struct WebSocketConnectionStateMachine: Sendable {
         return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
     }
 
-    private mutating func appendFragment(_ frame: WebSocketFrame) -> Action {
+    private mutating func appendFragment(_ frame: WebSocketFrame, first: Bool) -> Action {
+        if messageCompressed {
+            return appendCompressedFragment(frame, first: first)
+        }
         var data = frame.unmaskedData
         guard message.readableBytes + data.readableBytes <= configuration.maxMessageSize else {
             return fail(WebSocketCloseCode.messageTooBig, "Message too big")
         }
-        if messageOpcode == .text, allowedReservedBits.isEmpty {
+        if messageOpcode == .text {
             let valid = data.withUnsafeReadableBytes { validator.feed($0) }
             guard valid else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
         }
@@ -140,22 +150,54 @@ public struct WebSocketConnectionStateMachine: Sendable {
         return finishMessage(complete)
     }
 
+    private mutating func appendCompressedFragment(_ frame: WebSocketFrame, first: Bool) -> Action {
+        let before = message.writerIndex
+        do throws(InflateError) {
+            try compression!.inflateFragment(
+                frame.unmaskedData,
+                first: first,
+                final: frame.fin,
+                into: &message,
+                limit: configuration.maxMessageSize
+            )
+        } catch .tooBig {
+            return fail(WebSocketCloseCode.messageTooBig, "Message too big")
+        } catch {
+            return fail(WebSocketCloseCode.invalidPayload, "Invalid compressed data")
+        }
+        if messageOpcode == .text {
+            // Validate what this fragment inflated to, so invalid text fails before the message ends.
+            let valid = message.withUnsafeReadableBytes { bytes in
+                validator.feed(UnsafeRawBufferPointer(rebasing: bytes[(before - message.readerIndex)...]))
+            }
+            guard valid else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
+        }
+        guard frame.fin else { return .none }
+        let complete = message
+        message = ByteBuffer()
+        return finishMessage(complete)
+    }
+
     private mutating func finishMessage(_ data: ByteBuffer) -> Action {
         let opcode = messageOpcode
         messageOpcode = nil
+        messageCompressed = false
         if opcode == .text {
-            if allowedReservedBits.isEmpty {
-                guard validator.isComplete else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
-            }
+            guard validator.isComplete else { return fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8") }
             return .text(data)
         }
         return .binary(data)
     }
 
-    /// Validates UTF-8 of a text message produced by an extension (after inflation).
-    public mutating func validateText(_ data: ByteBuffer) -> Action? {
-        let valid = data.withUnsafeReadableBytes { UTF8Validator.isValid($0) }
-        return valid ? nil : fail(WebSocketCloseCode.invalidPayload, "Invalid UTF-8")
+    /// Compresses an outbound message if permessage-deflate is on and it is worth it. Returns the
+    /// bytes to send and whether they are compressed (RSV1 on the frame).
+    public mutating func prepareOutbound(_ message: ByteBuffer, allocator: ByteBufferAllocator, headroom: Int) -> (ByteBuffer, compressed: Bool) {
+        guard compression != nil, compression!.shouldCompress(byteCount: message.readableBytes) else { return (message, false) }
+        var output = allocator.buffer(capacity: message.readableBytes / 2 + headroom + 32)
+        output.moveWriterIndex(forwardBy: headroom)
+        output.moveReaderIndex(forwardBy: headroom)
+        guard let compressed = try? compression!.compress(message, into: &output), compressed else { return (message, false) }
+        return (output, true)
     }
 
     private mutating func controlFrameReceived(_ frame: WebSocketFrame) -> Action {

@@ -85,11 +85,11 @@ struct WebSocketBaseFramingTests {
         #expect(failCode(machine.frameReceived(frame)) == 1002)
     }
 
-    @Test func rsv1IsAllowedOnceAnExtensionClaimsIt() {
-        // With permessage-deflate negotiated RSV1 is legal; RSV2 still is not.
-        var machine = WebSocketConnectionStateMachine()
-        machine.allowedReservedBits = [.rsv1]
-        #expect(failCode(machine.frameReceived(clientFrame(.binary, [1, 2], rsv1: true))) == nil)
+    @Test func rsv1IsAllowedOnceAnExtensionClaimsIt() throws {
+        // With permessage-deflate negotiated RSV1 marks a compressed message; RSV2 still is not legal.
+        var machine = WebSocketConnectionStateMachine(compression: try deflateCodec())
+        let compressed = try deflated(Array("hello hello hello".utf8))
+        #expect(machine.frameReceived(clientFrame(.text, compressed, rsv1: true)) == .text(ByteBuffer(string: "hello hello hello")))
         #expect(failCode(machine.frameReceived(clientFrame(.binary, [1, 2], rsv2: true))) == 1002)
     }
 
