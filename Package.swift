@@ -82,6 +82,7 @@ let package = Package(
             dependencies: [
                 "SockwayServer",
                 "SockwaySockJS",
+                "SockwayZlib",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -86,7 +86,34 @@ final class SessionCore {
         }
     }
 
+    func deliverBinary(_ message: ByteBuffer) {
+        guard machine.isOpen, let handle else { return }
+        deliveryDepth += 1
+        if let delegate {
+            delegate.session(handle, didReceiveBinary: message)
+        } else {
+            close(SockJSCloseReason(code: 1003, reason: "Binary messages are not supported"))
+        }
+        deliveryDepth -= 1
+        if deliveryDepth == 0 && flushDeferred {
+            flushDeferred = false
+            flush()
+        }
+    }
+
     // MARK: Calls from the application
+
+    /// Sends a binary message; only a raw WebSocket receiver carries them (others drop it).
+    func sendBinary(_ message: ByteBuffer) {
+        guard machine.isOpen, let socket = receiver as? SockwayWebSocketHandler, socket.carriesBinary else { return }
+        // Text queued before this message goes first, so the two kinds keep their order.
+        if machine.queuedMessages > 0, case .write(let frame) = machine.flush(now: eventLoop.now) {
+            _ = socket.write(frame)
+        }
+        if !socket.writeBinary(message, limit: endpoint.endpoint.options.maxQueuedBytes) {
+            close(.sendQueueFull)
+        }
+    }
 
     func send(_ message: String) {
         switch machine.enqueue(message) {

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 import SockwaySockJS
 
 /// Sessions that receive every message sent to the group (a chat room, a topic).
@@ -45,11 +46,14 @@ public enum SockwayDemoEndpoints {
     }
 }
 
-/// Sends every message back, as one frame per inbound batch.
+/// Sends every message back, as one frame per inbound batch; binary messages (raw WebSocket) as binary.
 public final class EchoDelegate: SockwaySessionDelegate {
     public init() {}
     public func session(_ session: SockwaySession, didReceive messages: [String]) {
         session.send(contentsOf: messages)
+    }
+    public func session(_ session: SockwaySession, didReceiveBinary message: ByteBuffer) {
+        session.sendBinary(message)
     }
 }
 

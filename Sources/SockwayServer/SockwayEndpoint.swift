@@ -10,10 +10,16 @@ public protocol SockwaySessionDelegate: AnyObject {
     func session(_ session: SockwaySession, didReceive messages: [String])
     /// The session is closed; nothing more will be delivered.
     func session(_ session: SockwaySession, didCloseWith reason: SockJSCloseReason)
+    /// A binary message, which only the raw WebSocket URL can carry. By default the session closes
+    /// with 1003 "Binary messages are not supported".
+    func session(_ session: SockwaySession, didReceiveBinary message: ByteBuffer)
 }
 
 extension SockwaySessionDelegate {
     public func sessionDidOpen(_ session: SockwaySession) {}
+    public func session(_ session: SockwaySession, didReceiveBinary message: ByteBuffer) {
+        session.close(code: 1003, reason: "Binary messages are not supported")
+    }
     public func session(_ session: SockwaySession, didCloseWith reason: SockJSCloseReason) {}
 }
 

@@ -71,6 +71,17 @@ public final class SockwaySession: Sendable {
         }
     }
 
+    /// Sends a binary message. Only the raw WebSocket URL carries binary messages; on every other
+    /// transport (SockJS frames are text) the message is dropped.
+    public func sendBinary(_ message: ByteBuffer) {
+        if eventLoop.inEventLoop {
+            core.value.sendBinary(message)
+        } else {
+            let core = self.core
+            eventLoop.execute { core.value.sendBinary(message) }
+        }
+    }
+
     /// Closes the session: the client gets `c[code,"reason"]` (or a WebSocket close frame on the raw
     /// endpoint). Default 3000 "Go away!", as SockJS servers conventionally send.
     public func close(code: Int = 3000, reason: String = "Go away!") {

@@ -35,6 +35,8 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     private var closeReason: SockJSCloseReason?
     private var finished = false
     private var closeTimer: Scheduled<Void>?
+    /// Bytes of binary messages written but not yet out of the channel.
+    private var pendingBinaryBytes = 0
 
     let kind = SockJSSessionStateMachine.ReceiverKind.webSocket
 
@@ -109,8 +111,12 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             break
         case .text(let text):
             receivedText(text, context: context)
-        case .binary:
-            failConnection(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported", context: context)
+        case .binary(let data):
+            if framing == .raw {
+                core?.deliverBinary(data)
+            } else {
+                failConnection(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported", context: context)
+            }
         case .sendPong(let data):
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
             needsFlush = true
@@ -233,6 +239,30 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             context.flush()
         }
         return false
+    }
+
+    /// Whether binary messages can go out on this connection (raw framing only).
+    var carriesBinary: Bool { framing == .raw && !finished }
+
+    /// Writes a binary message. Returns `false` when more than `limit` bytes of binary messages are
+    /// already waiting in the channel: the caller closes the session rather than buffer without bound.
+    func writeBinary(_ message: ByteBuffer, limit: Int) -> Bool {
+        guard let context, !finished else { return true }
+        guard pendingBinaryBytes + message.readableBytes <= limit || pendingBinaryBytes == 0 else { return false }
+        let size = message.readableBytes
+        pendingBinaryBytes += size
+        let (data, compressed) = protocolState.prepareOutbound(message, allocator: context.channel.allocator, headroom: 0)
+        var frame = WebSocketFrame(fin: true, opcode: .binary, data: data)
+        if compressed { frame.rsv1 = true }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in pendingBinaryBytes -= size }
+        context.write(wrapOutboundOut(frame), promise: promise)
+        if inReadCycle {
+            needsFlush = true
+        } else {
+            context.flush()
+        }
+        return true
     }
 
     func finish() {

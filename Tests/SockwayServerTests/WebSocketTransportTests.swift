@@ -1,5 +1,6 @@
 import NIOCore
 import SockwaySockJS
+import SockwayZlib
 import Testing
 
 @testable import SockwayServer
@@ -9,6 +10,7 @@ struct ServerFrame: Equatable {
     var fin: Bool
     var opcode: UInt8
     var payload: [UInt8]
+    var rsv1 = false
 
     var text: String { String(decoding: payload, as: UTF8.self) }
     var closeCode: UInt16? {
@@ -70,7 +72,7 @@ extension InMemoryConnection {
             if length == 126 { length = Int(buffer.readInteger(as: UInt16.self)!) }
             if length == 127 { length = Int(buffer.readInteger(as: UInt64.self)!) }
             let payload = buffer.readBytes(length: length) ?? []
-            frames.append(ServerFrame(fin: first & 0x80 != 0, opcode: first & 0x0F, payload: payload))
+            frames.append(ServerFrame(fin: first & 0x80 != 0, opcode: first & 0x0F, payload: payload, rsv1: first & 0x40 != 0))
         }
         return frames
     }
@@ -205,6 +207,50 @@ extension InMemoryConnection {
         let refused = try connection.readResponse()
         #expect(refused.status == 405)
         #expect(refused.header("Allow") == "GET")
+    }
+
+    // The raw URL echoes binary messages as binary; the SockJS URL refuses them with 1003.
+    @Test func binaryMessages() throws {
+        let server = InMemoryServer()
+        let raw = try server.connect()
+        _ = try raw.upgrade("/echo/websocket")
+        try raw.sendFrame(opcode: 0x2, [0, 1, 2, 255])
+        #expect(try raw.readFrames() == [ServerFrame(fin: true, opcode: 2, payload: [0, 1, 2, 255])])
+        let framed = try server.connect()
+        _ = try framed.upgrade("/echo/000/wsb/websocket")
+        _ = try framed.readFrames()
+        try framed.sendFrame(opcode: 0x2, [1])
+        #expect(try framed.readFrames().map(\.closeCode) == [1003])
+    }
+
+    // permessage-deflate is agreed in the 101 response, and large messages come back compressed.
+    @Test func compressionIsNegotiatedAndUsed() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        let head = try connection.upgrade("/echo/websocket", headers: [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")])
+        #expect(head.lowercased().contains("sec-websocket-extensions: permessage-deflate; client_no_context_takeover"))
+        let text = String(repeating: "compress me ", count: 50)
+        try connection.sendText(text)
+        let frames = try connection.readFrames()
+        try #require(frames.count == 1)
+        #expect(frames[0].rsv1)
+        #expect(frames[0].payload.count < text.utf8.count)
+        let inflater = try Inflater()
+        var output = ByteBuffer()
+        try frames[0].payload.withUnsafeBytes { try inflater.inflateFragment($0, into: &output, limit: 1 << 20) }
+        try inflater.finishMessage(into: &output, limit: 1 << 20)
+        #expect(String(buffer: output) == text)
+        // Small messages stay uncompressed.
+        try connection.sendText("tiny")
+        #expect(try connection.readFrames() == [ServerFrame(fin: true, opcode: 1, payload: Array("tiny".utf8))])
+    }
+
+    // Without an offer, or with compression off for the endpoint, nothing is agreed.
+    @Test func compressionCanBeSwitchedOff() throws {
+        let server = InMemoryServer(options: .init(compression: .disabled))
+        let connection = try server.connect()
+        let head = try connection.upgrade("/echo/websocket", headers: [("Sec-WebSocket-Extensions", "permessage-deflate")])
+        #expect(!head.lowercased().contains("sec-websocket-extensions"))
     }
 
     // Heartbeats reach an idle SockJS WebSocket as "h" frames.
