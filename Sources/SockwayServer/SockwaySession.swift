@@ -161,7 +161,7 @@ public struct SockwayMessages: AsyncSequence, Sendable {
 /// task pops without a hop while anything is buffered.
 final class InboundQueue: Sendable {
     fileprivate struct State {
-        var buffer = CircularBuffer<String>()
+        var buffer = MessageFIFO()
         var bytes = 0
         var waiter: CheckedContinuation<String?, Never>?
         var finished = false
@@ -235,5 +235,32 @@ extension InboundQueue.State {
             return .some(first)
         }
         return finished ? .some(nil) : nil
+    }
+}
+
+/// A FIFO of messages that costs nothing while empty (an idle session's queue allocates nothing).
+struct MessageFIFO {
+    private var items: [String] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+    var isEmpty: Bool { head == items.count }
+
+    mutating func append(_ message: String) {
+        items.append(message)
+    }
+
+    mutating func popFirst() -> String? {
+        guard head < items.count else { return nil }
+        let first = items[head]
+        head += 1
+        if head == items.count {
+            items = []
+            head = 0
+        } else if head >= 1024 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return first
     }
 }

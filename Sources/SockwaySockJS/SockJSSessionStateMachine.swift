@@ -88,7 +88,9 @@ public struct SockJSSessionStateMachine: Sendable {
     public private(set) var receiver: ReceiverKind?
     /// The armed timer's deadline, if any.
     public private(set) var deadline: NIODeadline?
-    private var outbox = CircularBuffer<String>()
+    /// An array, not a ring: it is only ever drained whole, by handing it over, and an empty array
+    /// costs an idle session no allocation.
+    private var outbox: [String] = []
     public private(set) var queuedBytes = 0
 
     public init(configuration: Configuration = .init()) {
@@ -261,8 +263,8 @@ public struct SockJSSessionStateMachine: Sendable {
 
     private mutating func drainOutbox() -> [String]? {
         guard !outbox.isEmpty else { return nil }
-        let batch = Array(outbox)
-        outbox.removeAll(keepingCapacity: true)
+        let batch = outbox
+        outbox = []
         queuedBytes = 0
         return batch
     }

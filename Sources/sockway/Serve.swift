@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SockwayServer
+import SockwayWebSocket
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,10 +31,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core).")
     var threads: Int?
 
+    @Option(help: "permessage-deflate: per-connection (a compressor per connection), shared (one per event loop), or none.")
+    var compression: CompressionMode = .perConnection
+
+    @Option(name: .customLong("compression-window-bits"), help: "Window bits of per-connection compressors (9-15).")
+    var compressionWindowBits = 15
+
+    @Option(name: .customLong("compression-mem-level"), help: "zlib memLevel of per-connection compressors (1-9).")
+    var compressionMemLevel = 8
+
+    enum CompressionMode: String, ExpressibleByArgument, CaseIterable {
+        case perConnection = "per-connection"
+        case shared
+        case none
+    }
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard responseLimit > 0 else { throw ValidationError("--response-limit must be positive") }
         guard heartbeat > 0, disconnectDelay > 0 else { throw ValidationError("--heartbeat and --disconnect-delay must be positive") }
+        guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9...15") }
+        guard (1...9).contains(compressionMemLevel) else { throw ValidationError("--compression-mem-level must be 1...9") }
     }
 
     func run() async throws {
@@ -43,11 +61,18 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "sockway")
+        let deflate: PerMessageDeflateConfiguration
+        switch compression {
+        case .perConnection: deflate = .init(compression: .perConnection(windowBits: compressionWindowBits, memoryLevel: compressionMemLevel))
+        case .shared: deflate = .init(compression: .sharedPerEventLoop)
+        case .none: deflate = .disabled
+        }
         let options = SockwayEndpointOptions(
             clientScriptURL: sockjsURL,
             responseLimit: responseLimit,
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
-            disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9))
+            disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
+            compression: deflate
         )
         var configuration = SockwayConfiguration(host: host, port: port, clientScriptURL: sockjsURL)
         if let threads { configuration.eventLoopThreads = threads }
