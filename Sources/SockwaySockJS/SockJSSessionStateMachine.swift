@@ -186,7 +186,10 @@ public struct SockJSSessionStateMachine: Sendable {
     public mutating func enqueue(_ message: String) -> EnqueueResult {
         guard phase == .open else { return .notOpen }
         let bytes = message.utf8.count
-        guard outbox.count < configuration.maxQueuedMessages, queuedBytes + bytes <= configuration.maxQueuedBytes else {
+        // One message is always taken into an empty outbox, however large: the bounds limit what piles
+        // up behind a slow receiver, not the size of a message (that is the inbound limit's job).
+        guard outbox.isEmpty || (outbox.count < configuration.maxQueuedMessages && queuedBytes + bytes <= configuration.maxQueuedBytes)
+        else {
             return .overflow
         }
         outbox.append(message)

@@ -28,6 +28,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("disconnect-delay"), help: "Seconds a session waits for its next request before it is closed.")
     var disconnectDelay: Double = 5
 
+    @Option(name: .customLong("max-message-bytes"), help: "Largest inbound message or xhr_send body, in bytes.")
+    var maxMessageBytes = 1 << 20
+
     @Option(help: "Event loop threads (default: one per core).")
     var threads: Int?
 
@@ -50,6 +53,7 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard responseLimit > 0 else { throw ValidationError("--response-limit must be positive") }
         guard heartbeat > 0, disconnectDelay > 0 else { throw ValidationError("--heartbeat and --disconnect-delay must be positive") }
+        guard maxMessageBytes > 0 && maxMessageBytes <= Int(UInt32.max) else { throw ValidationError("--max-message-bytes must be 1...4294967295") }
         guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9...15") }
         guard (1...9).contains(compressionMemLevel) else { throw ValidationError("--compression-mem-level must be 1...9") }
     }
@@ -72,6 +76,7 @@ struct Serve: AsyncParsableCommand {
             responseLimit: responseLimit,
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
             disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
+            maxMessageBytes: maxMessageBytes,
             compression: deflate
         )
         var configuration = SockwayConfiguration(host: host, port: port, clientScriptURL: sockjsURL)
