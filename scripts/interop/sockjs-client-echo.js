@@ -6,12 +6,23 @@
 // Usage:
 //   NODE_PATH=/usr/share/nodejs node sockjs-client-echo.js http://127.0.0.1:PORT/echo [config ...]
 //
-// Configs (default: all, in this order): websocket xhr-streaming xhr-polling
-// eventsource default. "default" passes no `transports` option, so the client
-// picks (websocket first when /info says websocket:true).
+// Configs (default: all but websocket+deflate, in this order): websocket
+// xhr-streaming xhr-polling eventsource default. "default" passes no
+// `transports` option, so the client picks (websocket first when /info says
+// websocket:true).
+//
+// Opt-in config "websocket+deflate" (only run when named on the command line):
+// the websocket transport forced, but with sockjs-client's Node WebSocket
+// driver (faye-websocket) replaced by Debian's `ws` library, which offers
+// permessage-deflate like a browser's native WebSocket. The swap is done via
+// require.cache before sockjs-client is loaded, and only when this config is
+// requested; even then every other config still gets a faye-websocket Client.
+// It FAILs unless permessage-deflate was negotiated and at least one
+// compressed (RSV1) frame arrived from the server (the 64 KiB echo should be).
 //
 // Needs Debian packages: node-sockjs-client (pulls in node-faye-websocket for
-// the websocket transport and node-eventsource for the eventsource transport).
+// the websocket transport and node-eventsource for the eventsource transport);
+// node-ws for websocket+deflate.
 //
 // Env: INTEROP_TIMEOUT_MS (per configuration, default 20000),
 //      INTEROP_CONNECT_TIMEOUT_MS (sockjs-client `timeout` option, default 5000).
@@ -31,6 +42,100 @@
   }
 })();
 
+const DEFAULT_CONFIGS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource', 'default'];
+const ALL_CONFIGS = DEFAULT_CONFIGS.concat(['websocket+deflate']);
+const configs = process.argv.length > 3 ? process.argv.slice(3) : DEFAULT_CONFIGS;
+
+// ---- websocket+deflate: swap sockjs-client's Node WebSocket driver ---------
+// sockjs-client's lib/transport/driver/websocket.js is just
+// `module.exports = require('faye-websocket').Client;`, and the websocket
+// transport does `new WebsocketDriver(url, [], options)` and then uses
+// onmessage/onclose/onerror/send/close. ws's WebSocket has the same
+// browser-style API, so the adapter only records what we want to inspect.
+// The cached driver is a switch: a ws-backed socket while `useWsDriver` is
+// set (only during websocket+deflate), a faye-websocket Client otherwise.
+let useWsDriver = false;
+let lastWsDriver = null; // the ws socket created during the current config
+
+function countFrames(ws) {
+  // Count server->client frames (and those with RSV1 = compressed) by parsing
+  // frame headers off the raw TCP socket alongside ws's own receiver. Called
+  // from ws's 'open' event, i.e. before any post-handshake byte is delivered.
+  let hdr = [];
+  let skip = 0;
+  ws._socket.on('data', (chunk) => {
+    let off = 0;
+    while (off < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - off);
+        skip -= n;
+        off += n;
+        continue;
+      }
+      hdr.push(chunk[off++]);
+      if (hdr.length < 2) continue;
+      const len7 = hdr[1] & 0x7f;
+      const extLen = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+      if (hdr.length < 2 + extLen + (hdr[1] & 0x80 ? 4 : 0)) continue;
+      let len = len7;
+      if (extLen) {
+        len = 0;
+        for (let i = 2; i < 2 + extLen; i++) len = len * 256 + hdr[i];
+      }
+      ws.framesIn++;
+      if (hdr[0] & 0x40) ws.compressedFramesIn++;
+      skip = len;
+      hdr = [];
+    }
+  });
+}
+
+function installWsDriver() {
+  const Module = require('module');
+  let WebSocket;
+  let driverPath;
+  try {
+    WebSocket = require('ws');
+    driverPath = require.resolve('sockjs-client/lib/transport/driver/websocket');
+  } catch (e) {
+    console.error('websocket+deflate needs node-ws and node-sockjs-client: ' + e.message);
+    process.exit(2);
+  }
+
+  class WsDriver extends WebSocket {
+    constructor(url, protocols /* , sockjs transportOptions: faye-specific, ignored */) {
+      super(url, protocols, { perMessageDeflate: true }); // ws's default, made explicit
+      this.extensionsHeader = null; // raw Sec-WebSocket-Extensions of the 101 response
+      this.framesIn = 0;
+      this.compressedFramesIn = 0;
+      this.once('upgrade', (res) => {
+        this.extensionsHeader = res.headers['sec-websocket-extensions'] || '';
+      });
+      this.once('open', () => countFrames(this));
+      // Like a browser: an 'error' with no handler (sockjs-client nulls its
+      // handlers on cleanup) must not become an uncaught exception.
+      this.on('error', () => {});
+      lastWsDriver = this;
+    }
+  }
+
+  let FayeClient = null;
+  function SwitchingDriver(url, protocols, options) {
+    if (useWsDriver) return new WsDriver(url, protocols);
+    if (!FayeClient) FayeClient = require('faye-websocket').Client;
+    return new FayeClient(url, protocols, options);
+  }
+
+  const m = new Module(driverPath, null);
+  m.filename = driverPath;
+  m.paths = Module._nodeModulePaths(require('path').dirname(driverPath));
+  m.exports = SwitchingDriver;
+  m.loaded = true;
+  require.cache[driverPath] = m;
+}
+
+if (configs.includes('websocket+deflate')) installWsDriver();
+
 let SockJS;
 try {
   SockJS = require('sockjs-client');
@@ -46,8 +151,6 @@ if (!url || !/^https?:\/\//.test(url)) {
   process.exit(2);
 }
 
-const ALL_CONFIGS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource', 'default'];
-const configs = process.argv.length > 3 ? process.argv.slice(3) : ALL_CONFIGS;
 for (const c of configs) {
   if (!ALL_CONFIGS.includes(c)) {
     console.error(`unknown config ${c}; expected one of ${ALL_CONFIGS.join(', ')}`);
@@ -162,12 +265,17 @@ let currentFail = null; // hook for uncaught exceptions thrown inside sockjs-cli
 
 function runConfig(name) {
   return new Promise((resolve) => {
-    const forced = name === 'default' ? null : [name];
+    const deflate = name === 'websocket+deflate';
+    const transport = deflate ? 'websocket' : name;
+    const forced = name === 'default' ? null : [transport];
+    useWsDriver = deflate;
+    lastWsDriver = null;
     const options = { timeout: CONNECT_TIMEOUT_MS };
     if (forced) options.transports = forced;
 
     let done = false;
     let used = null;
+    let extInfo = '';
     let idx = 0;
     let phase = 'connecting';
     let quietTimer = null;
@@ -177,6 +285,7 @@ function runConfig(name) {
       if (done) return;
       done = true;
       currentFail = null;
+      useWsDriver = false;
       clearTimeout(timer);
       clearTimeout(quietTimer);
       if (sock) {
@@ -186,8 +295,21 @@ function runConfig(name) {
           try { sock.close(); } catch (e) { /* ignore */ }
         }
       }
+      if (ok && deflate) {
+        const ws = lastWsDriver;
+        if (!ws) {
+          ok = false;
+          detail = 'no ws driver socket was created (driver swap not in effect)';
+        } else if (ws.compressedFramesIn === 0) {
+          ok = false;
+          detail = `permessage-deflate negotiated (${ws.extensionsHeader}) but none of the ${ws.framesIn} ` +
+            'server frames was compressed (RSV1)';
+        } else {
+          extInfo += `, compressed frames in: ${ws.compressedFramesIn}/${ws.framesIn}`;
+        }
+      }
       const line = ok
-        ? `PASS ${name} (used: ${used}) ${MESSAGES.length} messages`
+        ? `PASS ${name} (used: ${used}${extInfo}) ${MESSAGES.length} messages`
         : `FAIL ${name}${used ? ` (used: ${used})` : ''}: ${detail}`;
       // let sockets wind down before the next configuration starts
       setTimeout(() => resolve({ ok, line }), 200);
@@ -223,9 +345,25 @@ function runConfig(name) {
 
     sock.onopen = () => {
       used = sock.transport;
-      if (forced && used !== name) {
-        fail(`forced ${name} but client opened with ${used}`);
+      if (forced && used !== transport) {
+        fail(`forced ${transport} but client opened with ${used}`);
         return;
+      }
+      if (deflate) {
+        const ws = lastWsDriver;
+        if (!ws) {
+          fail('no ws driver socket was created (driver swap not in effect)');
+          return;
+        }
+        // ws >= 8: `extensions` lists the negotiated extension names only;
+        // the raw response header also shows the agreed parameters.
+        const hdr = ws.extensionsHeader;
+        extInfo = `, extensions: ${hdr || '(none)'}`;
+        if (!/permessage-deflate/.test(ws.extensions)) {
+          fail(`permessage-deflate not negotiated (ws.extensions ${JSON.stringify(ws.extensions)}, ` +
+            `Sec-WebSocket-Extensions ${hdr ? JSON.stringify(hdr) : 'absent'})`);
+          return;
+        }
       }
       phase = 'echo';
       sendNext();
