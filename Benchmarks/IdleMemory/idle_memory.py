@@ -43,6 +43,9 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+ECHO_FIRST = True
+
+
 async def open_connections(url, count, compression, batch=500):
     message = "x" * 200 + "sockway " * 7
     connections = []
@@ -51,10 +54,11 @@ async def open_connections(url, count, compression, batch=500):
             websockets.connect(url, compression=compression, max_size=None, ping_interval=None, open_timeout=30)
             for _ in range(min(batch, count - start))
         ])
-        for ws in group:
-            await ws.send(message)
-        for ws in group:
-            assert await ws.recv() == message
+        if ECHO_FIRST:
+            for ws in group:
+                await ws.send(message)
+            for ws in group:
+                assert await ws.recv() == message
         connections.extend(group)
     return connections
 
@@ -96,7 +100,10 @@ def main():
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default="", help="comma-separated mode names to run (default: all)")
+    parser.add_argument("--no-echo", action="store_true", help="connections only upgrade, never send")
     options = parser.parse_args()
+    global ECHO_FIRST
+    ECHO_FIRST = not options.no_echo
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = options.connections + 1000
     if soft < needed:
