@@ -47,8 +47,6 @@ final class SessionCore {
         self.handle = handle
     }
 
-    var isReaped: Bool { machine.phase == .closed && onReap == nil }
-
     // MARK: Events from receivers
 
     func attach(_ newReceiver: any SessionReceiver) {
