@@ -84,7 +84,8 @@ public struct WebSocketConnectionStateMachine {
             guard state == .open else { return .none }
             messageOpcode = frame.opcode
             messageCompressed = frame.reservedBits.contains(.rsv1)
-            message.clear()
+            // `message` is always empty here (finishing or failing a message replaces it); clearing
+            // the shared empty buffer would allocate.
             validator = UTF8Validator()
             return appendFragment(frame, first: true)
         case .continuation:

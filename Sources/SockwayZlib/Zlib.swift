@@ -50,10 +50,13 @@ public final class Deflater {
             stream.pointee.next_in = nil
             stream.pointee.avail_in = 0
         }
-        // deflateBound is for Z_FINISH; a sync flush adds a few bytes more.
-        let chunk = Int(deflateBound(stream, UInt(input.count))) + 16
+        // Use the room the caller made; grow only when zlib fills it. deflateBound (for Z_FINISH, plus
+        // a few bytes for the sync flush) sizes a buffer that arrives with too little room.
+        let bound = Int(deflateBound(stream, UInt(input.count))) + 16
         while true {
-            output.reserveCapacity(minimumWritableBytes: chunk)
+            if output.writableBytes < 64 {
+                output.reserveCapacity(minimumWritableBytes: max(bound / 2, 1024))
+            }
             let (produced, outputFull, result): (Int, Bool, Int32) = output.withUnsafeMutableWritableBytes { out in
                 stream.pointee.next_out = out.bindMemory(to: Bytef.self).baseAddress
                 stream.pointee.avail_out = UInt32(out.count)
@@ -125,9 +128,13 @@ public final class Inflater {
         }
         while true {
             let room = limit - output.readableBytes
-            // One byte past the limit tells "exactly at the limit" from "over it".
-            let want = min(Self.step, room + 1)
-            output.reserveCapacity(minimumWritableBytes: want)
+            // Grow only when the room left is small, by a step sized from the input (text and JSON
+            // inflate about 3-5x), never more than the limit allows; one byte past the limit tells
+            // "exactly at the limit" from "over it".
+            if output.writableBytes < 64 {
+                output.reserveCapacity(minimumWritableBytes: min(room + 1, min(Self.step, max(256, input.count * 4))))
+            }
+            let want = min(output.writableBytes, room + 1)
             let (produced, result): (Int, Int32) = output.withUnsafeMutableWritableBytes { out in
                 let window = min(out.count, want)
                 stream.pointee.next_out = out.bindMemory(to: Bytef.self).baseAddress
