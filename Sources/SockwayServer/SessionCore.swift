@@ -70,28 +70,31 @@ final class SessionCore {
     }
 
     func deliver(_ messages: [String]) {
-        guard machine.isOpen, !messages.isEmpty else { return }
-        deliveryDepth += 1
-        if let delegate, let handle {
-            delegate.session(handle, didReceive: messages)
-        } else if let handle, !handle.deliverToStream(messages) {
-            close(.receiveQueueFull)
-        }
-        deliveryDepth -= 1
-        if deliveryDepth == 0 && flushDeferred {
-            flushDeferred = false
-            flush()
+        guard machine.isOpen, !messages.isEmpty, let handle else { return }
+        delivering {
+            if let delegate {
+                delegate.session(handle, didReceive: messages)
+            } else if !handle.deliverToStream(messages) {
+                close(.receiveQueueFull)
+            }
         }
     }
 
     func deliverBinary(_ message: ByteBuffer) {
         guard machine.isOpen, let handle else { return }
-        deliveryDepth += 1
-        if let delegate {
-            delegate.session(handle, didReceiveBinary: message)
-        } else {
-            close(SockJSCloseReason(code: 1003, reason: "Binary messages are not supported"))
+        delivering {
+            if let delegate {
+                delegate.session(handle, didReceiveBinary: message)
+            } else {
+                close(SockJSCloseReason(code: 1003, reason: "Binary messages are not supported"))
+            }
         }
+    }
+
+    /// Runs an application callback; what it sends meanwhile goes out as one frame when it returns.
+    private func delivering(_ body: () -> Void) {
+        deliveryDepth += 1
+        body()
         deliveryDepth -= 1
         if deliveryDepth == 0 && flushDeferred {
             flushDeferred = false
