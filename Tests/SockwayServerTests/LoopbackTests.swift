@@ -189,7 +189,9 @@ func withLoopbackServer(
             let stream = try LoopbackClient(port: port)
             stream.request("POST", "/push/000/p1/xhr_streaming")
             _ = await blocking { stream.read { $0.contains("o\n") } }
-            let session = try #require(sessions.withLockedValue { $0.first })
+            // The open frame is flushed before the delegate factory runs, so the session may appear a moment
+            // after the client has read "o".
+            let session = try #require(await firstSession(in: sessions))
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { for index in 0..<200 { session.send(String(index)) } }
             }
@@ -202,5 +204,13 @@ func withLoopbackServer(
             }
             #expect(numbers == Array(0..<200))
         }
+    }
+
+    private func firstSession(in sessions: NIOLockedValueBox<[SockwaySession]>) async -> SockwaySession? {
+        for _ in 0..<500 {
+            if let session = sessions.withLockedValue({ $0.first }) { return session }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
     }
 }
