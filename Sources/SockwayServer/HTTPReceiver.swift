@@ -89,10 +89,10 @@ extension EndpointRuntime {
                     id: id,
                     transport: transport.name,
                     remoteAddress: remoteAddress,
-                    headers: headers,
+                    headers: endpoint.options.keptHeaders(headers),
                     eventLoop: loop,
                     core: core,
-                    inboundLimit: endpoint.options.inboundLimit,
+                    inboundLimit: endpoint.inboundLimit,
                     outboxLimit: endpoint.options.outboxLimit
                 )
             )

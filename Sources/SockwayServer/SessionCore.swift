@@ -36,10 +36,18 @@ final class SessionCore {
         case reap
     }
 
-    init(eventLoop: any EventLoop, endpoint: EndpointRuntime, onReap: @escaping (SessionCore) -> Void) {
+    /// - Parameter heartbeats: `false` for a raw WebSocket session, which has no heartbeat frame.
+    init(
+        eventLoop: any EventLoop,
+        endpoint: EndpointRuntime,
+        heartbeats: Bool = true,
+        onReap: @escaping (SessionCore) -> Void
+    ) {
         self.eventLoop = eventLoop
         self.endpoint = endpoint
-        self.machine = SockJSSessionStateMachine(configuration: endpoint.endpoint.options.sessionConfiguration)
+        var configuration = endpoint.endpoint.options.sessionConfiguration
+        if !heartbeats { configuration.heartbeatInterval = nil }
+        self.machine = SockJSSessionStateMachine(configuration: configuration)
         self.onReap = onReap
     }
 
@@ -220,23 +228,29 @@ final class SessionCore {
     }
 
     private func dispatchNotifications() {
+        // Taken in batches and released, so that an idle session holds no array buffer.
         while !notifications.isEmpty {
-            let next = notifications.removeFirst()
-            switch next {
-            case .open:
-                open()
-            case .closed(let reason):
-                if let handle {
-                    delegate?.session(handle, didCloseWith: reason)
-                    handle.finishStream()
-                }
-            case .reap:
-                let reap = onReap
-                onReap = nil
-                delegate = nil
-                handle = nil
-                reap?(self)
+            let batch = notifications
+            notifications = []
+            for next in batch { dispatch(next) }
+        }
+    }
+
+    private func dispatch(_ next: Notification) {
+        switch next {
+        case .open:
+            open()
+        case .closed(let reason):
+            if let handle {
+                delegate?.session(handle, didCloseWith: reason)
+                handle.finishStream()
             }
+        case .reap:
+            let reap = onReap
+            onReap = nil
+            delegate = nil
+            handle = nil
+            reap?(self)
         }
     }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import SockwaySockJS
 import SockwayWebSocket
 
@@ -71,6 +72,19 @@ public struct SockwayEndpointOptions: Sendable {
     /// window, memLevel 8), created only when a connection first sends a message of 64 bytes or more;
     /// inflation shares one inflater per event loop (clients are asked for `client_no_context_takeover`).
     public var compression: PerMessageDeflateConfiguration
+    /// Request headers a session keeps from the request that opened it (lowercase names); the rest are
+    /// dropped, so an idle session does not hold its whole opening request. `Cookie` and
+    /// `Authorization` are left out by default, as sockjs-node does: a session handle that leaks into
+    /// logs should not carry credentials.
+    public var sessionHeaders: Set<String>
+
+    /// The headers sessions keep by default: the client's identity as proxies report it, and the
+    /// origin, host and language of the page.
+    public static let defaultSessionHeaders: Set<String> = [
+        "host", "origin", "referer", "user-agent", "accept-language", "dnt", "via", "forwarded",
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-client-ip",
+        "x-cluster-client-ip", "x-ssl",
+    ]
 
     public init(
         webSocketEnabled: Bool = true,
@@ -86,7 +100,8 @@ public struct SockwayEndpointOptions: Sendable {
         maxQueuedBytes: Int = 1 << 20,
         maxInboundQueuedMessages: Int = 4096,
         maxInboundQueuedBytes: Int = 1 << 20,
-        compression: PerMessageDeflateConfiguration = .init()
+        compression: PerMessageDeflateConfiguration = .init(),
+        sessionHeaders: Set<String> = SockwayEndpointOptions.defaultSessionHeaders
     ) {
         self.webSocketEnabled = webSocketEnabled
         self.cookieNeeded = cookieNeeded
@@ -102,6 +117,16 @@ public struct SockwayEndpointOptions: Sendable {
         self.maxInboundQueuedMessages = maxInboundQueuedMessages
         self.maxInboundQueuedBytes = maxInboundQueuedBytes
         self.compression = compression
+        self.sessionHeaders = sessionHeaders
+    }
+
+    /// The opening request's headers that a session keeps, in an array of exactly their size.
+    func keptHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var kept: [(String, String)] = []
+        for (name, value) in headers where sessionHeaders.contains(name.lowercased()) {
+            kept.append((name, value))
+        }
+        return HTTPHeaders(kept)
     }
 
     var inboundLimit: (messages: Int, bytes: Int) { (maxInboundQueuedMessages, maxInboundQueuedBytes) }

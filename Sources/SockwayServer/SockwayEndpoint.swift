@@ -55,6 +55,13 @@ public struct SockwayEndpoint: Sendable {
         SockwayEndpoint(prefix: prefix, options: options, handler: .async(body))
     }
 
+    /// Bounds of the inbound queue behind ``SockwaySession/messages``; `nil` for delegate endpoints,
+    /// whose sessions need none.
+    var inboundLimit: (messages: Int, bytes: Int)? {
+        if case .async = handler { return options.inboundLimit }
+        return nil
+    }
+
     init(prefix: String, options: SockwayEndpointOptions, handler: Handler) {
         var prefix = prefix
         while prefix.hasSuffix("/") { prefix.removeLast() }

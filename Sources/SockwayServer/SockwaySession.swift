@@ -14,14 +14,16 @@ public final class SockwaySession: Sendable {
     public let transport: String
     /// The peer of the request that opened the session.
     public let remoteAddress: SocketAddress?
-    /// The headers of the request that opened the session.
+    /// The headers of the request that opened the session, those named in
+    /// ``SockwayEndpointOptions/sessionHeaders``.
     public let headers: HTTPHeaders
     /// The loop on which the session lives and its delegate runs.
     public let eventLoop: any EventLoop
 
     let core: NIOLoopBound<SessionCore>
     private let offLoop = NIOLockedValueBox(OffLoopSends())
-    private let inbound: InboundQueue
+    /// Only sessions of async endpoints have one.
+    private let inbound: InboundQueue?
     /// Bound of sends waiting for their hop to the loop (the outbox's bounds).
     private let offLoopLimit: (messages: Int, bytes: Int)
 
@@ -39,7 +41,7 @@ public final class SockwaySession: Sendable {
         headers: HTTPHeaders,
         eventLoop: any EventLoop,
         core: SessionCore,
-        inboundLimit: (messages: Int, bytes: Int),
+        inboundLimit: (messages: Int, bytes: Int)?,
         outboxLimit: (messages: Int, bytes: Int)
     ) {
         self.id = id
@@ -48,7 +50,7 @@ public final class SockwaySession: Sendable {
         self.headers = headers
         self.eventLoop = eventLoop
         self.core = NIOLoopBound(core, eventLoop: eventLoop)
-        self.inbound = InboundQueue(maxMessages: inboundLimit.messages, maxBytes: inboundLimit.bytes)
+        self.inbound = inboundLimit.map { InboundQueue(maxMessages: $0.messages, maxBytes: $0.bytes) }
         self.offLoopLimit = outboxLimit
     }
 
@@ -95,7 +97,8 @@ public final class SockwaySession: Sendable {
     }
 
     /// Messages from the client, for sessions of ``SockwayEndpoint/async(_:options:body:)`` endpoints.
-    /// Ends when the session closes. Sessions with a delegate get their messages there instead.
+    /// Ends when the session closes. Sessions with a delegate get their messages there instead (for
+    /// them this sequence is empty).
     public var messages: SockwayMessages { SockwayMessages(queue: inbound) }
 
     private func sendOffLoop<Messages: Sequence<String>>(_ messages: Messages) {
@@ -131,11 +134,11 @@ public final class SockwaySession: Sendable {
     }
 
     func deliverToStream(_ messages: [String]) -> Bool {
-        inbound.push(messages)
+        inbound?.push(messages) ?? true
     }
 
     func finishStream() {
-        inbound.finish()
+        inbound?.finish()
     }
 }
 
@@ -143,12 +146,12 @@ public final class SockwaySession: Sendable {
 /// ``SockwayEndpointOptions/maxInboundQueuedMessages``.
 public struct SockwayMessages: AsyncSequence, Sendable {
     public typealias Element = String
-    let queue: InboundQueue
+    let queue: InboundQueue?
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let queue: InboundQueue
+        let queue: InboundQueue?
         public mutating func next() async -> String? {
-            await queue.next()
+            await queue?.next()
         }
     }
 

@@ -50,7 +50,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         self.runtime = runtime
         self.framing = framing
         self.sessionID = sessionID
-        self.requestHeaders = requestHeaders
+        self.requestHeaders = runtime.endpoint.options.keptHeaders(requestHeaders)
         self.protocolState = WebSocketConnectionStateMachine(
             configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes),
             compression: compression
@@ -69,7 +69,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         self.context = context
         let loop = context.eventLoop
         let store = runtime.store
-        let core = SessionCore(eventLoop: loop, endpoint: runtime) { reaped in
+        let core = SessionCore(eventLoop: loop, endpoint: runtime, heartbeats: framing == .sockJS) { reaped in
             store.removeAnonymous(reaped, on: loop)
         }
         core.setHandle(
@@ -80,7 +80,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
                 headers: requestHeaders,
                 eventLoop: loop,
                 core: core,
-                inboundLimit: runtime.endpoint.options.inboundLimit,
+                inboundLimit: runtime.endpoint.inboundLimit,
                 outboxLimit: runtime.endpoint.options.outboxLimit
             )
         )

@@ -9,8 +9,10 @@ import NIOCore
 /// deadline while none is.
 public struct SockJSSessionStateMachine: Sendable {
     public struct Configuration: Hashable, Sendable {
-        /// Interval of `h` frames on an attached receiver.
-        public var heartbeatInterval: TimeAmount
+        /// Interval of `h` frames on an attached receiver; `nil` for none, which only a session whose
+        /// receiver is a WebSocket may use (a poll ends at its first heartbeat). The raw WebSocket URL
+        /// has no heartbeat frame, so its sessions carry no timer at all while open.
+        public var heartbeatInterval: TimeAmount?
         /// How long a session without a receiver lives before it is closed and removed.
         public var disconnectDelay: TimeAmount
         /// Most messages waiting for a receiver.
@@ -19,7 +21,7 @@ public struct SockJSSessionStateMachine: Sendable {
         public var maxQueuedBytes: Int
 
         public init(
-            heartbeatInterval: TimeAmount = .seconds(25),
+            heartbeatInterval: TimeAmount? = .seconds(25),
             disconnectDelay: TimeAmount = .seconds(5),
             maxQueuedMessages: Int = 4096,
             maxQueuedBytes: Int = 1 << 20
@@ -146,7 +148,11 @@ public struct SockJSSessionStateMachine: Sendable {
             }
         }
         receiver = kind
-        actions.append(arm(now + configuration.heartbeatInterval))
+        if let interval = configuration.heartbeatInterval {
+            actions.append(arm(now + interval))
+        } else {
+            deadline = nil
+        }
         return actions
     }
 
@@ -246,7 +252,8 @@ public struct SockJSSessionStateMachine: Sendable {
                 receiver = nil
                 return [.write(.heartbeat), .finishReceiver, arm(now + configuration.disconnectDelay)]
             }
-            return [.write(.heartbeat), arm(now + configuration.heartbeatInterval)]
+            guard let interval = configuration.heartbeatInterval else { return [] }
+            return [.write(.heartbeat), arm(now + interval)]
         }
         var actions: [Action] = []
         if phase == .open || phase == .connecting {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import SockwaySockJS
 import SockwayZlib
 import Testing
@@ -261,5 +262,35 @@ extension InMemoryConnection {
         _ = try connection.readFrames()
         server.advance(by: .seconds(25))
         #expect(try connection.readFrames().map(\.text) == ["h"])
+    }
+}
+
+@Suite struct WebSocketPipelineTests {
+    // An idle WebSocket connection must not keep the HTTP machinery it was upgraded from: the decoder,
+    // the upgrade handler and Sockway's HTTP handler go, and only the frame codec and handler stay.
+    @Test func upgradeLeavesOnlyTheWebSocketHandlers() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/websocket")
+        let pipeline = connection.channel.pipeline.debugDescription
+        for gone in ["HTTPDecoder", "HTTPResponseEncoder", "HTTPServerUpgradeHandler", "SockwayHTTPHandler"] {
+            #expect(!pipeline.contains(gone), "\(pipeline)")
+        }
+        #expect(pipeline.contains("SockwayWebSocketHandler"))
+    }
+
+    @Test func upgradeFreesTheHTTPHandlers() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        weak var decoder = try connection.channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        weak var upgrader = try connection.channel.pipeline.syncOperations.handler(type: HTTPServerUpgradeHandler.self)
+        weak var encoder = try connection.channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)
+        weak var sockway = try connection.channel.pipeline.syncOperations.handler(type: SockwayHTTPHandler.self)
+        _ = try connection.upgrade("/echo/websocket")
+        connection.channel.embeddedEventLoop.run()
+        #expect(decoder == nil)
+        #expect(upgrader == nil)
+        #expect(encoder == nil)
+        #expect(sockway == nil)
     }
 }
