@@ -126,42 +126,43 @@ public final class SockwayServer: Service, Sendable {
     /// Installs the HTTP server pipeline with the WebSocket upgrader and Sockway's handler.
     static func configurePipeline(channel: any Channel, runtime: ServerRuntime) throws {
         let httpHandler = SockwayHTTPHandler(server: runtime)
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: runtime.maxMessageBytes,
-            automaticErrorHandling: false,
-            shouldUpgrade: { channel, head in
-                guard let (endpoint, _, _) = Self.webSocketTarget(head, runtime: runtime) else {
-                    return channel.eventLoop.makeSucceededFuture(nil)
-                }
-                var headers = HTTPHeaders()
-                if let deflate = Self.negotiateDeflate(head, endpoint: endpoint) {
-                    headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeaderValue)
-                }
-                return channel.eventLoop.makeSucceededFuture(headers)
-            },
-            upgradePipelineHandler: { channel, head in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let (endpoint, framing, sessionID) = Self.webSocketTarget(head, runtime: runtime) else {
-                        throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget
+        let upgrader = SockwayWebSocketUpgrader(
+            handshake: NIOWebSocketServerUpgrader(
+                maxFrameSize: runtime.maxMessageBytes,
+                automaticErrorHandling: false,
+                shouldUpgrade: { channel, head in
+                    guard let (endpoint, _, _) = Self.webSocketTarget(head, runtime: runtime) else {
+                        return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    // The same pure negotiation as for the response header, so both agree.
-                    let codec = Self.negotiateDeflate(head, endpoint: endpoint).map {
-                        PerMessageDeflateCodec(
-                            parameters: $0,
-                            configuration: endpoint.endpoint.options.compression,
-                            resources: runtime.deflateResources(on: channel.eventLoop)
-                        )
+                    var headers = HTTPHeaders()
+                    if let deflate = Self.negotiateDeflate(head, endpoint: endpoint) {
+                        headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeaderValue)
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        SockwayWebSocketHandler(
-                            runtime: endpoint,
-                            framing: framing,
-                            sessionID: sessionID,
-                            requestHeaders: head.headers,
-                            compression: codec
-                        )
+                    return channel.eventLoop.makeSucceededFuture(headers)
+                },
+                upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
+            ),
+            installHandler: { channel, head in
+                guard let (endpoint, framing, sessionID) = Self.webSocketTarget(head, runtime: runtime) else {
+                    throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget
+                }
+                // The same pure negotiation as for the response header, so both agree.
+                let codec = Self.negotiateDeflate(head, endpoint: endpoint).map {
+                    PerMessageDeflateCodec(
+                        parameters: $0,
+                        configuration: endpoint.endpoint.options.compression,
+                        resources: runtime.deflateResources(on: channel.eventLoop)
                     )
                 }
+                try channel.pipeline.syncOperations.addHandler(
+                    SockwayWebSocketHandler(
+                        runtime: endpoint,
+                        framing: framing,
+                        sessionID: sessionID,
+                        requestHeaders: head.headers,
+                        compression: codec
+                    )
+                )
             }
         )
         let sync = channel.pipeline.syncOperations
@@ -205,5 +206,34 @@ public final class SockwayServer: Service, Sendable {
         default:
             return nil
         }
+    }
+}
+
+/// The WebSocket upgrade: NIO's upgrader checks the handshake and builds the 101 response; the
+/// pipeline after it is Sockway's handler alone, which reads and writes frames itself. NIO's frame
+/// decoder and encoder are two more handlers with their buffers on every idle connection, and its
+/// decoder unmasks a byte at a time.
+struct SockwayWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
+    let handshake: NIOWebSocketServerUpgrader
+    let installHandler: @Sendable (any Channel, HTTPRequestHead) throws -> Void
+
+    var supportedProtocol: String { handshake.supportedProtocol }
+    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
+
+    func buildUpgradeResponse(
+        channel: any Channel,
+        upgradeRequest: HTTPRequestHead,
+        initialResponseHeaders: HTTPHeaders
+    ) -> EventLoopFuture<HTTPHeaders> {
+        handshake.buildUpgradeResponse(
+            channel: channel,
+            upgradeRequest: upgradeRequest,
+            initialResponseHeaders: initialResponseHeaders
+        )
+    }
+
+    func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+        let channel = context.channel
+        return context.eventLoop.makeCompletedFuture { try installHandler(channel, upgradeRequest) }
     }
 }

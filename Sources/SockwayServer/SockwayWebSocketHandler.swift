@@ -10,8 +10,8 @@ import SockwayWebSocket
 /// The session lives on this connection's loop, so the whole per-message path (decode, unframe,
 /// deliver, frame, write) runs here without a hop.
 final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     enum Framing {
         case sockJS
@@ -20,14 +20,15 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     /// How long we wait for the client's close frame after sending ours.
     static let closeHandshakeTimeout = TimeAmount.seconds(5)
-    /// Room for the largest server frame header, so the encoder writes it in place.
-    static let headroom = 10
+    /// Room for the largest server frame header, so it is written in place.
+    static let headroom = WebSocketFrameWriter.headroom
 
     private let runtime: EndpointRuntime
     private let framing: Framing
     private let sessionID: String
     private let requestHeaders: HTTPHeaders
     private var protocolState: WebSocketConnectionStateMachine
+    private var reader: WebSocketFrameReader
     private var core: SessionCore?
     private var context: ChannelHandlerContext?
     private var inReadCycle = false
@@ -55,14 +56,32 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes),
             compression: compression
         )
+        self.reader = WebSocketFrameReader(maxFrameSize: runtime.endpoint.options.maxMessageBytes)
+    }
+
+    /// Writes one frame; `payload` should have ``headroom`` bytes before it.
+    private func writeFrame(
+        _ opcode: WebSocketOpcode,
+        _ payload: ByteBuffer,
+        rsv1: Bool = false,
+        context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        let frame = WebSocketFrameWriter.frame(opcode: opcode, rsv1: rsv1, payload: payload, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    private func writeFrame(_ frame: WebSocketFrame, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writeFrame(frame.opcode, frame.data, context: context, promise: promise)
+        context.flush()
+        return promise.futureResult
     }
 
     /// Writes one text message, compressed when permessage-deflate is on and it pays.
     private func writeText(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         let (data, compressed) = protocolState.prepareOutbound(buffer, allocator: context.channel.allocator, headroom: Self.headroom)
-        var frame = WebSocketFrame(fin: true, opcode: .text, data: data)
-        if compressed { frame.rsv1 = true }
-        context.write(wrapOutboundOut(frame), promise: nil)
+        writeFrame(.text, data, rsv1: compressed, context: context)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -105,7 +124,27 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadCycle = true
-        let frame = unwrapInboundIn(data)
+        guard !finished || protocolState.state == .closeSent else { return }
+        reader.append(unwrapInboundIn(data))
+        while true {
+            let frame: WebSocketFrame?
+            do {
+                frame = try reader.next()
+            } catch {
+                if case .fail(let code, let reason) = protocolState.decodingFailed(tooBig: true) {
+                    failConnection(code: code, reason: reason, context: context)
+                } else {
+                    context.close(promise: nil)
+                }
+                return
+            }
+            guard let frame else { return }
+            frameReceived(frame, context: context)
+            if protocolState.state == .closed { return }
+        }
+    }
+
+    private func frameReceived(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         switch protocolState.frameReceived(frame) {
         case .none:
             break
@@ -118,11 +157,11 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
                 failConnection(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported", context: context)
             }
         case .sendPong(let data):
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
+            writeFrame(.pong, data, context: context)
             needsFlush = true
         case .replyClose(let code, let reason, let echo):
             finished = true
-            context.writeAndFlush(wrapOutboundOut(echo)).assumeIsolated().whenComplete { _ in
+            writeFrame(echo, context: context).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
             let sessionReason = SockJSCloseReason(code: Int(code == 1005 ? 1000 : code), reason: reason)
@@ -157,13 +196,6 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? NIOWebSocketError {
-            let tooBig = error == .invalidFrameLength
-            if case .fail(let code, let reason) = protocolState.decodingFailed(tooBig: tooBig) {
-                failConnection(code: code, reason: reason, context: context)
-                return
-            }
-        }
         context.close(promise: nil)
     }
 
@@ -194,7 +226,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         guard !finished else { return }
         finished = true
         let frame = WebSocketConnectionStateMachine.closeFrame(code: code, reason: reason)
-        context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+        writeFrame(frame, context: context).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
         core.map { $0.detach(self, aborted: false, reason: SockJSCloseReason(code: Int(code), reason: reason)) }
@@ -219,7 +251,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             case .open:
                 return false
             case .heartbeat:
-                context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
+                writeFrame(.ping, ByteBuffer(), context: context)
             case .messages(let messages):
                 for message in messages {
                     var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + Self.headroom)
@@ -252,11 +284,9 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         let size = message.readableBytes
         pendingBinaryBytes += size
         let (data, compressed) = protocolState.prepareOutbound(message, allocator: context.channel.allocator, headroom: 0)
-        var frame = WebSocketFrame(fin: true, opcode: .binary, data: data)
-        if compressed { frame.rsv1 = true }
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { [self] _ in pendingBinaryBytes -= size }
-        context.write(wrapOutboundOut(frame), promise: promise)
+        writeFrame(.binary, data, rsv1: compressed, context: context, promise: promise)
         if inReadCycle {
             needsFlush = true
         } else {
@@ -282,7 +312,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         }
         finished = true
         guard let frame = protocolState.closeRequested(code: code, reason: reason) else { return }
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        _ = writeFrame(frame, context: context)
         let channel = context.channel
         closeTimer = context.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) {
             channel.close(promise: nil)

@@ -107,7 +107,7 @@ public struct WebSocketConnectionStateMachine {
         return Self.closeFrame(code: code, reason: reason)
     }
 
-    /// The decoder reported an error in the byte stream (bad length encoding, frame over the limit).
+    /// The frame reader reported an error in the byte stream (a frame over the limit).
     public mutating func decodingFailed(tooBig: Bool) -> Action {
         guard state != .closed else { return .none }
         return tooBig
@@ -132,7 +132,7 @@ public struct WebSocketConnectionStateMachine {
         if messageCompressed {
             return appendCompressedFragment(frame, first: first)
         }
-        var data = frame.unmaskedData
+        var data = frame.fastUnmaskedData
         guard message.readableBytes + data.readableBytes <= configuration.maxMessageSize else {
             return fail(WebSocketCloseCode.messageTooBig, "Message too big")
         }
@@ -155,7 +155,7 @@ public struct WebSocketConnectionStateMachine {
         let before = message.writerIndex
         do throws(InflateError) {
             try compression!.inflateFragment(
-                frame.unmaskedData,
+                frame.fastUnmaskedData,
                 first: first,
                 final: frame.fin,
                 into: &message,
@@ -202,7 +202,7 @@ public struct WebSocketConnectionStateMachine {
     }
 
     private mutating func controlFrameReceived(_ frame: WebSocketFrame) -> Action {
-        var data = frame.unmaskedData
+        var data = frame.fastUnmaskedData
         switch frame.opcode {
         case .ping:
             return state == .open ? .sendPong(data) : .none

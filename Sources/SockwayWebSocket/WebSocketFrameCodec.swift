@@ -1,0 +1,176 @@
+import NIOCore
+import NIOWebSocket
+
+/// Why a byte stream is not a sequence of WebSocket frames we accept.
+public enum WebSocketFrameReadError: Error, Hashable, Sendable {
+    /// A frame longer than the limit, or a 64-bit length with its top bit set (RFC 6455 §5.2).
+    case frameTooBig
+}
+
+/// Cuts a byte stream into WebSocket frames, without I/O (RFC 6455 §5.2).
+///
+/// Holds bytes only while a frame is incomplete, so an idle connection keeps no buffer. Frames come
+/// out as NIO's `WebSocketFrame`, their payload still masked, a slice of the bytes that were read (no
+/// copy); ``WebSocketConnectionStateMachine`` checks the rules and unmasks.
+public struct WebSocketFrameReader: Sendable {
+    /// Largest frame payload accepted.
+    public let maxFrameSize: Int
+    private var buffer = ByteBuffer()
+
+    public init(maxFrameSize: Int) {
+        self.maxFrameSize = maxFrameSize
+    }
+
+    /// Bytes of an incomplete frame held.
+    public var bufferedBytes: Int { buffer.readableBytes }
+
+    /// Adds bytes read from the connection.
+    public mutating func append(_ bytes: ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = bytes
+        } else {
+            var bytes = bytes
+            buffer.writeBuffer(&bytes)
+        }
+    }
+
+    /// The next complete frame, or `nil` until more bytes arrive.
+    public mutating func next() throws(WebSocketFrameReadError) -> WebSocketFrame? {
+        guard let header = try parseHeader() else { return nil }
+        guard buffer.readableBytes >= header.headerLength + header.payloadLength else { return nil }
+        buffer.moveReaderIndex(forwardBy: header.headerLength)
+        let data = buffer.readSlice(length: header.payloadLength)!
+        if buffer.readableBytes == 0 {
+            // Let go of the read buffer: an idle connection holds none.
+            buffer = ByteBuffer()
+        }
+        return WebSocketFrame(
+            fin: header.first & 0x80 != 0,
+            rsv1: header.first & 0x40 != 0,
+            rsv2: header.first & 0x20 != 0,
+            rsv3: header.first & 0x10 != 0,
+            opcode: WebSocketOpcode(encodedWebSocketOpcode: header.first & 0x0F)!,
+            maskKey: header.maskKey,
+            data: data
+        )
+    }
+
+    private struct Header {
+        var first: UInt8
+        var headerLength: Int
+        var payloadLength: Int
+        var maskKey: WebSocketMaskingKey?
+    }
+
+    private func parseHeader() throws(WebSocketFrameReadError) -> Header? {
+        let available = buffer.readableBytes
+        guard available >= 2 else { return nil }
+        let start = buffer.readerIndex
+        let first = buffer.getInteger(at: start, as: UInt8.self)!
+        let second = buffer.getInteger(at: start + 1, as: UInt8.self)!
+        var length = Int(second & 0x7F)
+        var headerLength = 2
+        switch length {
+        case 126:
+            guard available >= 4 else { return nil }
+            length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+            headerLength = 4
+        case 127:
+            guard available >= 10 else { return nil }
+            let wide = buffer.getInteger(at: start + 2, as: UInt64.self)!
+            guard wide <= UInt64(maxFrameSize) else { throw .frameTooBig }
+            length = Int(wide)
+            headerLength = 10
+        default:
+            break
+        }
+        guard length <= maxFrameSize else { throw .frameTooBig }
+        var maskKey: WebSocketMaskingKey?
+        if second & 0x80 != 0 {
+            guard available >= headerLength + 4 else { return nil }
+            maskKey = WebSocketMaskingKey(buffer.getBytes(at: start + headerLength, length: 4)!)
+            headerLength += 4
+        }
+        return Header(first: first, headerLength: headerLength, payloadLength: length, maskKey: maskKey)
+    }
+}
+
+/// Server frames (unmasked, RFC 6455 §5.2), written in place when the payload has room before it.
+public enum WebSocketFrameWriter {
+    /// Room for the largest server frame header; payloads built with this much headroom get their
+    /// header without a copy.
+    public static let headroom = 10
+
+    /// The frame carrying `payload`: its header is put in the payload's headroom if there is enough,
+    /// otherwise header and payload are copied into a new buffer.
+    public static func frame(
+        opcode: WebSocketOpcode,
+        fin: Bool = true,
+        rsv1: Bool = false,
+        payload: ByteBuffer,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let length = payload.readableBytes
+        let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
+        var first = UInt8(webSocketOpcode: opcode)
+        if fin { first |= 0x80 }
+        if rsv1 { first |= 0x40 }
+        if payload.readerIndex >= headerLength {
+            var frame = payload
+            let start = payload.readerIndex - headerLength
+            writeHeader(first: first, length: length, into: &frame, at: start)
+            frame.moveReaderIndex(to: start)
+            return frame
+        }
+        var frame = allocator.buffer(capacity: headerLength + length)
+        frame.moveWriterIndex(forwardBy: headerLength)
+        writeHeader(first: first, length: length, into: &frame, at: 0)
+        var payload = payload
+        frame.writeBuffer(&payload)
+        return frame
+    }
+
+    private static func writeHeader(first: UInt8, length: Int, into buffer: inout ByteBuffer, at index: Int) {
+        buffer.setInteger(first, at: index)
+        if length < 126 {
+            buffer.setInteger(UInt8(length), at: index + 1)
+        } else if length <= 0xFFFF {
+            buffer.setInteger(UInt8(126), at: index + 1)
+            buffer.setInteger(UInt16(length), at: index + 2)
+        } else {
+            buffer.setInteger(UInt8(127), at: index + 1)
+            buffer.setInteger(UInt64(length), at: index + 2)
+        }
+    }
+}
+
+extension WebSocketFrame {
+    /// The payload unmasked, eight bytes at a time (NIO's `unmaskedData` goes byte by byte).
+    public var fastUnmaskedData: ByteBuffer {
+        guard let maskKey else { return data }
+        let count = data.readableBytes
+        var output = ByteBuffer()
+        guard count > 0 else { return output }
+        output = ByteBufferAllocator().buffer(capacity: count)
+        let key = UInt32(maskKey[0]) | UInt32(maskKey[1]) << 8 | UInt32(maskKey[2]) << 16 | UInt32(maskKey[3]) << 24
+        let wideKey = UInt64(key) | UInt64(key) << 32
+        _ = data.withUnsafeReadableBytes { source in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                var index = 0
+                while index + 8 <= count {
+                    // Little-endian loads put key byte 0 on the first byte; the mask repeats every 4,
+                    // so every 8-byte word starting at a multiple of 4 takes the same wide key.
+                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    target.storeBytes(of: word ^ wideKey.littleEndian, toByteOffset: index, as: UInt64.self)
+                    index += 8
+                }
+                while index < count {
+                    target[index] = source[index] ^ maskKey[index & 3]
+                    index += 1
+                }
+                return count
+            }
+        }
+        return output
+    }
+}
