@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sockway", targets: ["sockway"]),
         .library(name: "SockwayServer", targets: ["SockwayServer"]),
+        .library(name: "SockwayClient", targets: ["SockwayClient"]),
         .library(name: "SockwaySockJS", targets: ["SockwaySockJS"]),
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
     ],
@@ -41,10 +42,17 @@ let package = Package(
             ],
             swiftSettings: strictSwift6
         ),
+        // Shared by the server and the client: the bounded queue behind `messages`.
+        .target(
+            name: "SockwayAsync",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
         // Layer 2: NIO adapters and the public embedding API.
         .target(
             name: "SockwayServer",
             dependencies: [
+                "SockwayAsync",
                 "SockwaySockJS",
                 "SockwayWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -53,6 +61,21 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // The client: every SockJS transport, sockjs-client's fallback, traffic counted at its sockets.
+        .target(
+            name: "SockwayClient",
+            dependencies: [
+                "SockwayAsync",
+                "SockwaySockJS",
+                "SockwayZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -76,6 +99,18 @@ let package = Package(
         .testTarget(
             name: "SockwayWebSocketTests",
             dependencies: ["SockwayWebSocket", "SockwayZlib"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayClientTests",
+            dependencies: [
+                "SockwayClient",
+                "SockwayServer",
+                "SockwaySockJS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSwift6
         ),
         .testTarget(

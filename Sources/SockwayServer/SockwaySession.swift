@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import SockwayAsync
 import NIOCore
 import NIOHTTP1
 import SockwaySockJS
@@ -157,113 +158,5 @@ public struct SockwayMessages: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(queue: queue)
-    }
-}
-
-/// A bounded single-consumer queue from the event loop to a task: the loop pushes whole batches, the
-/// task pops without a hop while anything is buffered.
-final class InboundQueue: Sendable {
-    fileprivate struct State {
-        var buffer = MessageFIFO()
-        var bytes = 0
-        var waiter: CheckedContinuation<String?, Never>?
-        var finished = false
-    }
-
-    private let state = NIOLockedValueBox(State())
-    let maxMessages: Int
-    let maxBytes: Int
-
-    init(maxMessages: Int, maxBytes: Int) {
-        self.maxMessages = maxMessages
-        self.maxBytes = maxBytes
-    }
-
-    /// Appends a batch; `false` if it would take the queue over a bound (the batch is dropped).
-    func push(_ messages: [String]) -> Bool {
-        let batchBytes = messages.reduce(0) { $0 + $1.utf8.count }
-        let (waiter, first, accepted): (CheckedContinuation<String?, Never>?, String?, Bool) = state.withLockedValue { state in
-            if state.finished { return (nil, nil, true) }
-            if state.buffer.count + messages.count > maxMessages || state.bytes + batchBytes > maxBytes {
-                return (nil, nil, false)
-            }
-            var iterator = messages.makeIterator()
-            if let waiter = state.waiter, let first = iterator.next() {
-                state.waiter = nil
-                while let next = iterator.next() {
-                    state.buffer.append(next)
-                    state.bytes += next.utf8.count
-                }
-                return (waiter, first, true)
-            }
-            while let next = iterator.next() {
-                state.buffer.append(next)
-                state.bytes += next.utf8.count
-            }
-            return (nil, nil, true)
-        }
-        waiter?.resume(returning: first)
-        return accepted
-    }
-
-    func finish() {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<String?, Never>? in
-            state.finished = true
-            defer { state.waiter = nil }
-            return state.buffer.isEmpty ? state.waiter : nil
-        }
-        waiter?.resume(returning: nil)
-    }
-
-    func next() async -> String? {
-        if let ready = state.withLockedValue({ $0.popReady() }) {
-            return ready
-        }
-        return await withCheckedContinuation { continuation in
-            let immediate = state.withLockedValue { state -> String?? in
-                if let ready = state.popReady() { return ready }
-                state.waiter = continuation
-                return nil
-            }
-            if let immediate { continuation.resume(returning: immediate) }
-        }
-    }
-}
-
-extension InboundQueue.State {
-    /// The next element if one is ready (`.some(nil)` once finished and drained), `nil` to wait.
-    fileprivate mutating func popReady() -> String?? {
-        if let first = buffer.popFirst() {
-            bytes -= first.utf8.count
-            return .some(first)
-        }
-        return finished ? .some(nil) : nil
-    }
-}
-
-/// A FIFO of messages that costs nothing while empty (an idle session's queue allocates nothing).
-struct MessageFIFO {
-    private var items: [String] = []
-    private var head = 0
-
-    var count: Int { items.count - head }
-    var isEmpty: Bool { head == items.count }
-
-    mutating func append(_ message: String) {
-        items.append(message)
-    }
-
-    mutating func popFirst() -> String? {
-        guard head < items.count else { return nil }
-        let first = items[head]
-        head += 1
-        if head == items.count {
-            items = []
-            head = 0
-        } else if head >= 1024 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return first
     }
 }

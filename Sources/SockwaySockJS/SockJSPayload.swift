@@ -84,6 +84,19 @@ public enum SockJSPayload {
             index += 1
         }
 
+        /// A non-negative integer of at most nine digits (a close code).
+        mutating func parseInteger() throws(SockJSPayloadError) -> Int {
+            var value = 0
+            var digits = 0
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9"), digits < 9 {
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+                index += 1
+                digits += 1
+            }
+            guard digits > 0 else { throw .brokenJSON }
+            return value
+        }
+
         mutating func parseMessageArray() throws(SockJSPayloadError) -> [String] {
             try expect(UInt8(ascii: "["))
             var messages: [String] = []

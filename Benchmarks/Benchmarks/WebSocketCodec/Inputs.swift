@@ -42,7 +42,7 @@ enum Inputs {
         return buffer
     }
 
-    /// A masked client frame carrying `payload`, as NIO's `WebSocketFrameDecoder` hands it over
+    /// A masked client frame carrying `payload`, as `WebSocketFrameReader.next()` hands it over
     /// (data still masked).
     static func maskedFrame(_ payload: ByteBuffer, compressed: Bool) -> WebSocketFrame {
         var data = payload
@@ -50,6 +50,25 @@ enum Inputs {
         var frame = WebSocketFrame(fin: true, opcode: .text, maskKey: maskKey, data: data)
         frame.rsv1 = compressed
         return frame
+    }
+
+    /// The bytes of a masked, final client text frame carrying `payload` (up to 64 KiB), as they come
+    /// off the connection: header, masking key, masked payload.
+    static func maskedWireFrame(_ payload: ByteBuffer) -> ByteBuffer {
+        precondition(payload.readableBytes <= 0xFFFF)
+        var data = payload
+        data.webSocketMask(maskKey)
+        var wire = ByteBuffer()
+        wire.writeInteger(UInt8(0x81))
+        if data.readableBytes < 126 {
+            wire.writeInteger(0x80 | UInt8(data.readableBytes))
+        } else {
+            wire.writeInteger(UInt8(0x80 | 126))
+            wire.writeInteger(UInt16(data.readableBytes))
+        }
+        wire.writeBytes(maskKey)
+        wire.writeBuffer(&data)
+        return wire
     }
 
     private static let words = """

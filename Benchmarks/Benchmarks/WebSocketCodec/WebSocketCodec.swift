@@ -4,9 +4,11 @@ import NIOWebSocket
 import SockwaySockJS
 import SockwayWebSocket
 
-// The WebSocket per-message paths Sockway adds on top of NIO's frame decoder/encoder: permessage-deflate
-// compression of outbound SockJS frames, the inbound `frameReceived` path (unmask, inflate, UTF-8
-// validation, state), and building an outbound server frame. Same conventions as SockJSCodec: setup
+// The WebSocket per-message paths of Sockway's own frame handling: permessage-deflate compression of
+// outbound SockJS frames, reading inbound frames (`WebSocketFrameReader`), the inbound `frameReceived`
+// path (unmask, inflate, UTF-8 validation, state), and writing an outbound server frame
+// (`WebSocketFrameWriter`); plus, for comparison, NIO's `unmaskedData` and the `WebSocketFrame` that
+// NIO's encoder took before the server wrote frames itself. Same conventions as SockJSCodec: setup
 // (codecs, zlib streams, buffers) happens before `startMeasurement()`, each sample runs 1000 operations,
 // the `*` metrics are per operation, and only mallocCountTotal is guarded by Thresholds/ (exactly).
 // Names use `_`, never spaces or `/` (see SockJSCodec.swift and README.md).
@@ -172,22 +174,88 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // 2c. NIO's unmasking alone (`WebSocketFrame.unmaskedData`: a copy, then a byte-at-a-time XOR),
-    // the part of frameReceived that grows with the frame size.
+    // 2c. Unmasking alone, the part of frameReceived that grows with the frame size: NIO's
+    // `WebSocketFrame.unmaskedData` (a copy, then a byte-at-a-time XOR; no longer used by the server,
+    // kept for comparison) against `fastUnmaskedData` (XOR eight bytes at a time while copying), which
+    // frameReceived now calls.
     let maskedText1K = Inputs.maskedFrame(ByteBuffer(string: Inputs.ascii1K), compressed: false)
+    precondition(maskedText1K.fastUnmaskedData == maskedText1K.unmaskedData)
     Benchmark("WebSocketInbound.unmaskedData_1KiB") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(maskedText1K.unmaskedData)
         }
     }
+    Benchmark("WebSocketInbound.fastUnmaskedData_1KiB") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(maskedText1K.fastUnmaskedData)
+        }
+    }
 
-    // 3b. An outbound SockJS message frame as SockwayWebSocketHandler.write builds it: a buffer of the
-    // estimated frame size plus 10 bytes of headroom for the WebSocket header, then the WebSocketFrame
-    // handed to NIO's encoder (compression off).
+    // 2d. Reading a frame off the connection as SockwayWebSocketHandler.channelRead does: one read
+    // holding exactly one masked text frame, `WebSocketFrameReader.append` then `next()` (header
+    // parse, payload sliced, not copied, reader left empty). `readerNextUnmask` also unmasks the
+    // payload with `fastUnmaskedData`, as frameReceived does next.
+    let wireSamples: [(name: String, payload: ByteBuffer)] = [
+        ("20B", ByteBuffer(string: Inputs.ascii20)),
+        ("1KiB", ByteBuffer(string: Inputs.ascii1K)),
+    ]
+    for sample in wireSamples {
+        let wire = Inputs.maskedWireFrame(sample.payload)
+        let expected = sample.payload
+        let maxFrameSize = 64 * 1024
+        do {
+            var reader = WebSocketFrameReader(maxFrameSize: maxFrameSize)
+            reader.append(wire)
+            guard let frame = try reader.next(), frame.fin, frame.opcode == .text, frame.fastUnmaskedData == expected,
+                  reader.bufferedBytes == 0 else { fatalError("read failed") }
+        } catch {
+            fatalError("read failed: \(error)")
+        }
+        Benchmark("WebSocketInbound.readerNext_\(sample.name)") { benchmark in
+            var reader = WebSocketFrameReader(maxFrameSize: maxFrameSize)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                reader.append(wire)
+                blackHole(try reader.next())
+            }
+        }
+        Benchmark("WebSocketInbound.readerNextUnmask_\(sample.name)") { benchmark in
+            var reader = WebSocketFrameReader(maxFrameSize: maxFrameSize)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                reader.append(wire)
+                blackHole(try reader.next()!.fastUnmaskedData)
+            }
+        }
+    }
+
+    // 3b. An outbound SockJS message frame as SockwayWebSocketHandler.write builds it (compression
+    // off): a buffer of the estimated frame size plus `WebSocketFrameWriter.headroom` (10) bytes before
+    // it, the SockJS frame written after the headroom, then `WebSocketFrameWriter.frame`, which puts
+    // the WebSocket header in that headroom and returns the bytes that go to the channel. (`frame`
+    // borrows the payload, so the caller still holds its storage and the first `setInteger` copies it:
+    // 2 mallocs more than a truly in-place write; see README.md.)
     let outbound: [(name: String, message: String)] = [("20B", Inputs.ascii20), ("1KiB", Inputs.ascii1K)]
     for sample in outbound {
         let frame = SockJSFrame.messages([sample.message])
-        Benchmark("WebSocketOutbound.serverFrame_\(sample.name)") { benchmark in
+        Benchmark("WebSocketOutbound.writerFrame_\(sample.name)") { benchmark in
+            let allocator = ByteBufferAllocator()
+            let headroom = WebSocketFrameWriter.headroom
+            for _ in benchmark.scaledIterations {
+                var buffer = allocator.buffer(capacity: frame.estimatedByteCount + headroom)
+                buffer.moveWriterIndex(forwardBy: headroom)
+                buffer.moveReaderIndex(forwardBy: headroom)
+                frame.write(into: &buffer)
+                blackHole(WebSocketFrameWriter.frame(opcode: .text, payload: buffer, allocator: allocator))
+            }
+        }
+    }
+
+    // 3c. For comparison, what the server did before it wrote frames itself: the same buffer, then a
+    // NIO `WebSocketFrame` for NIO's `WebSocketFrameEncoder` (the encoder's own work is not measured).
+    for sample in outbound {
+        let frame = SockJSFrame.messages([sample.message])
+        Benchmark("WebSocketOutbound.nioFrame_\(sample.name)") { benchmark in
             let allocator = ByteBufferAllocator()
             let headroom = 10
             for _ in benchmark.scaledIterations {

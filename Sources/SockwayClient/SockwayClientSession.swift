@@ -1,0 +1,215 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SockwayAsync
+import SockwaySockJS
+
+/// An open client session: the same shape as the server's ``SockwaySession``-side handle.
+///
+/// Every method may be called from any thread; work happens on the session's event loop.
+public final class SockwayClientSession: Sendable {
+    /// The transport that opened.
+    public let transport: SockwayClientTransport
+    /// The loop all of the session's connections run on.
+    public let eventLoop: any EventLoop
+
+    let core: NIOLoopBoundBox<ClientSessionCore>
+    private let inbound: InboundQueue
+    private let meter: TrafficMeter
+    private let ending = NIOLockedValueBox<SockJSCloseReason?>(nil)
+
+    init(transport: SockwayClientTransport, eventLoop: any EventLoop, meter: TrafficMeter, configuration: SockwayClientConfiguration) {
+        self.transport = transport
+        self.eventLoop = eventLoop
+        self.meter = meter
+        let inbound = InboundQueue(maxMessages: configuration.maxQueuedMessages, maxBytes: configuration.maxQueuedBytes)
+        self.inbound = inbound
+        let ending = self.ending
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(
+            ClientSessionCore(
+                kind: transport,
+                inbound: inbound,
+                configuration: configuration,
+                onClose: { reason in ending.withLockedValue { $0 = reason } }
+            ),
+            eventLoop: eventLoop
+        )
+    }
+
+    /// Messages from the server, in order. Ends when the session closes.
+    public var messages: SockwayClientMessages { SockwayClientMessages(queue: inbound) }
+
+    /// Sends a message. Over HTTP transports, messages sent while a send request is in flight go
+    /// together in the next one. After the session closed, messages are dropped.
+    public func send(_ message: String) {
+        send(contentsOf: CollectionOfOne(message))
+    }
+
+    /// Sends several messages (one frame on every SockJS transport).
+    public func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
+        if eventLoop.inEventLoop {
+            core.value.send(Array(messages))
+        } else {
+            let batch = Array(messages)
+            let core = self.core
+            eventLoop.execute { core.value.send(batch) }
+        }
+    }
+
+    /// Closes the session (a WebSocket close frame; HTTP transports drop their connections, which the
+    /// server sees as the client going away).
+    public func close() {
+        let core = self.core
+        eventLoop.execute { core.value.close() }
+    }
+
+    /// Why the session ended (the server's close frame, or a local reason), once it has.
+    public var closeReason: SockJSCloseReason? { ending.withLockedValue { $0 } }
+
+    /// Bytes and requests so far, counted at the session's sockets.
+    public var traffic: SockwayTraffic { meter.snapshot }
+}
+
+/// The messages a client session receives, as an `AsyncSequence`.
+public struct SockwayClientMessages: AsyncSequence, Sendable {
+    public typealias Element = String
+    let queue: InboundQueue
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let queue: InboundQueue
+        public mutating func next() async -> String? {
+            await queue.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(queue: queue)
+    }
+}
+
+/// What the session asks of a transport. Loop-bound, like everything a transport does.
+protocol ClientTransportDriver: AnyObject {
+    func start()
+    func send(_ messages: [String])
+    /// Stop: close connections. `polite` sends a WebSocket close frame first.
+    func stop(polite: Bool)
+}
+
+/// A client session's state, on its event loop: frames in from the transport, messages out to it.
+final class ClientSessionCore {
+    enum Phase {
+        case connecting
+        case open
+        case closed
+    }
+
+    let kind: SockwayClientTransport
+    let configuration: SockwayClientConfiguration
+    var transport: (any ClientTransportDriver)?
+    var opened: EventLoopPromise<Void>?
+    private(set) var phase = Phase.connecting
+    private let inbound: InboundQueue
+    private let onClose: @Sendable (SockJSCloseReason) -> Void
+
+    static let connectionLost = SockJSCloseReason(code: 1006, reason: "Connection lost")
+    static let sendBufferFull = SockJSCloseReason(code: 1013, reason: "Send buffer full")
+    static let closedByClient = SockJSCloseReason(code: 1000, reason: "Closed by client")
+
+    init(
+        kind: SockwayClientTransport,
+        inbound: InboundQueue,
+        configuration: SockwayClientConfiguration,
+        onClose: @escaping @Sendable (SockJSCloseReason) -> Void
+    ) {
+        self.kind = kind
+        self.inbound = inbound
+        self.configuration = configuration
+        self.onClose = onClose
+    }
+
+    // MARK: From the transport
+
+    /// A SockJS frame arrived.
+    func received(_ frame: SockJSFrame) {
+        switch frame {
+        case .open:
+            guard phase == .connecting else { return }
+            phase = .open
+            opened?.succeed()
+            opened = nil
+        case .heartbeat:
+            break
+        case .messages(let messages):
+            deliver(messages)
+        case .close(let reason):
+            if phase == .connecting {
+                fail(SockwayClientError.closedBeforeOpen(reason))
+            } else {
+                end(reason, polite: true)
+            }
+        }
+    }
+
+    /// The raw WebSocket opened (it has no open frame).
+    func rawOpened() {
+        received(.open)
+    }
+
+    /// Messages arrived (raw WebSocket, or the contents of an `a` frame).
+    func deliver(_ messages: [String]) {
+        guard phase == .open else { return }
+        if !inbound.push(messages) {
+            end(SockJSCloseReason(code: 1013, reason: "Receive queue full"), polite: true)
+        }
+    }
+
+    /// The transport cannot go on.
+    func fail(_ error: any Error) {
+        switch phase {
+        case .connecting:
+            phase = .closed
+            transport?.stop(polite: false)
+            transport = nil
+            opened?.fail(error)
+            opened = nil
+            onClose(Self.connectionLost)
+            inbound.finish()
+        case .open:
+            end(Self.connectionLost, polite: false)
+        case .closed:
+            break
+        }
+    }
+
+    /// The WebSocket closed with a close frame (raw WebSocket: the server's code and reason).
+    func webSocketClosed(_ reason: SockJSCloseReason) {
+        end(reason, polite: false)
+    }
+
+    // MARK: From the application
+
+    func send(_ messages: [String]) {
+        guard phase == .open, !messages.isEmpty else { return }
+        transport?.send(messages)
+    }
+
+    func close() {
+        switch phase {
+        case .connecting:
+            fail(SockwayClientError.connectionClosed)
+        case .open:
+            end(Self.closedByClient, polite: true)
+        case .closed:
+            break
+        }
+    }
+
+    /// Ends an open session.
+    func end(_ reason: SockJSCloseReason, polite: Bool) {
+        guard phase != .closed else { return }
+        phase = .closed
+        onClose(reason)
+        transport?.stop(polite: polite)
+        transport = nil
+        inbound.finish()
+    }
+}

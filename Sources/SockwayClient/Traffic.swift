@@ -1,0 +1,93 @@
+import NIOCore
+import Synchronization
+
+/// What a client session put on and took off the wire, counted at its sockets: HTTP heads and
+/// bodies, WebSocket handshakes and frame headers included (TCP/IP headers are not).
+public struct SockwayTraffic: Hashable, Sendable, Codable {
+    /// Bytes written to the client's sockets.
+    public var bytesSent: Int
+    /// Bytes read from the client's sockets.
+    public var bytesReceived: Int
+    /// HTTP requests made, a WebSocket handshake counting as one.
+    public var requests: Int
+    /// TCP connections opened.
+    public var connections: Int
+
+    public init(bytesSent: Int = 0, bytesReceived: Int = 0, requests: Int = 0, connections: Int = 0) {
+        self.bytesSent = bytesSent
+        self.bytesReceived = bytesReceived
+        self.requests = requests
+        self.connections = connections
+    }
+
+    public static func - (lhs: SockwayTraffic, rhs: SockwayTraffic) -> SockwayTraffic {
+        SockwayTraffic(
+            bytesSent: lhs.bytesSent - rhs.bytesSent,
+            bytesReceived: lhs.bytesReceived - rhs.bytesReceived,
+            requests: lhs.requests - rhs.requests,
+            connections: lhs.connections - rhs.connections
+        )
+    }
+
+    public static func + (lhs: SockwayTraffic, rhs: SockwayTraffic) -> SockwayTraffic {
+        SockwayTraffic(
+            bytesSent: lhs.bytesSent + rhs.bytesSent,
+            bytesReceived: lhs.bytesReceived + rhs.bytesReceived,
+            requests: lhs.requests + rhs.requests,
+            connections: lhs.connections + rhs.connections
+        )
+    }
+}
+
+/// Counters shared by a session's connections (several loops may count at once).
+public final class TrafficMeter: Sendable {
+    private let sent = Atomic<Int>(0)
+    private let received = Atomic<Int>(0)
+    private let requestCount = Atomic<Int>(0)
+    private let connectionCount = Atomic<Int>(0)
+
+    public init() {}
+
+    public var snapshot: SockwayTraffic {
+        SockwayTraffic(
+            bytesSent: sent.load(ordering: .relaxed),
+            bytesReceived: received.load(ordering: .relaxed),
+            requests: requestCount.load(ordering: .relaxed),
+            connections: connectionCount.load(ordering: .relaxed)
+        )
+    }
+
+    func countSent(_ bytes: Int) { sent.add(bytes, ordering: .relaxed) }
+    func countReceived(_ bytes: Int) { received.add(bytes, ordering: .relaxed) }
+    func countRequest() { requestCount.add(1, ordering: .relaxed) }
+    func countConnection() { connectionCount.add(1, ordering: .relaxed) }
+}
+
+/// First in the pipeline: counts every byte read from and written to the socket.
+final class TrafficCountingHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let meter: TrafficMeter
+
+    init(meter: TrafficMeter) {
+        self.meter = meter
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        meter.countConnection()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        meter.countReceived(unwrapInboundIn(data).readableBytes)
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        meter.countSent(unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
+    }
+}

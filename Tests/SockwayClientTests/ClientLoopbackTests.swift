@@ -1,0 +1,173 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SockwayClient
+import SockwayServer
+import SockwaySockJS
+import Testing
+
+/// Runs `body` against a real `SockwayServer` with the demo endpoints on a free loopback port.
+func withDemoServer(
+    options: SockwayEndpointOptions = .init(),
+    _ body: @Sendable (Int) async throws -> Void
+) async throws {
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    let server = SockwayServer(
+        configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 2),
+        logger: logger,
+        endpoints: SockwayDemoEndpoints.all(options: options)
+    )
+    let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        let port = try #require(await server.localAddress?.port)
+        let result: Result<Void, any Error>
+        do {
+            try await body(port)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
+        try result.get()
+    }
+}
+
+/// Messages that have broken SockJS implementations: escapes, separators, markup, astral characters.
+let hostileMessages: [String] = [
+    "", "plain", "\u{0}", "\"quotes\" and \\backslashes\\", "\u{2028}\u{2029}", "</script><!--", "\u{1F600}\u{10FFFF}",
+    "\u{7F}\u{80}\u{FFFF}", "%25%20+&=", #"a["not a frame"]"#, String(repeating: "x", count: 70_000),
+]
+
+/// Sends `messages` and reads as many back.
+func echo(_ messages: [String], over session: SockwayClientSession) async -> [String] {
+    for message in messages { session.send(message) }
+    var received: [String] = []
+    var iterator = session.messages.makeAsyncIterator()
+    while received.count < messages.count, let next = await iterator.next() {
+        received.append(next)
+    }
+    return received
+}
+
+/// Compares message lists without printing 70 KB messages in full.
+func expectSame(_ received: [String], _ expected: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(received.count == expected.count, sourceLocation: sourceLocation)
+    for (index, (got, want)) in zip(received, expected).enumerated() where got != want {
+        Issue.record(
+            "message \(index): got \(got.utf8.count) bytes \(got.prefix(40).debugDescription), expected \(want.utf8.count) bytes \(want.prefix(40).debugDescription)",
+            sourceLocation: sourceLocation
+        )
+    }
+}
+
+@Suite struct ClientLoopbackTests {
+    // Every transport, forced, carries the hostile set exactly and in order through the echo service,
+    // and counts the bytes and requests it used.
+    @Test(arguments: SockwayClientTransport.allCases)
+    func everyTransportEchoes(transport: SockwayClientTransport) async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(
+                to: "http://127.0.0.1:\(port)/echo",
+                configuration: .init(transports: [transport])
+            )
+            #expect(session.transport == transport)
+            let received = await echo(hostileMessages, over: session)
+            expectSame(received, hostileMessages)
+            let traffic = session.traffic
+            #expect(traffic.bytesSent > 70_000)
+            #expect(traffic.bytesReceived > 70_000)
+            // A handshake for WebSocket; for HTTP transports at least one receive and one send request.
+            #expect(traffic.requests >= (transport.rawValue.contains("websocket") ? 1 : 2))
+            session.close()
+        }
+    }
+
+    // With compression offered, the websocket transport agrees on permessage-deflate and still
+    // carries every message; compressed frames make the long message cost far less on the wire.
+    @Test func webSocketWithDeflate() async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(
+                to: "http://127.0.0.1:\(port)/echo",
+                configuration: .init(transports: [.webSocket], webSocketCompression: true)
+            )
+            let received = await echo(hostileMessages, over: session)
+            expectSame(received, hostileMessages)
+            #expect(session.traffic.bytesReceived < 20_000)
+            #expect(session.traffic.bytesSent < 20_000)
+            session.close()
+        }
+    }
+
+    // sockjs-client's fallback: /info says no websocket, so the first transport tried is xhr-streaming.
+    @Test func fallbackSkipsDisabledWebSocket() async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(to: "http://127.0.0.1:\(port)/disabled_websocket_echo")
+            #expect(session.transport == .xhrStreaming)
+            #expect(await echo(["fallback"], over: session) == ["fallback"])
+            session.close()
+        }
+    }
+
+    // A transport the server refuses falls through to the next one.
+    @Test func fallbackMovesOnWhenATransportFails() async throws {
+        var options = SockwayEndpointOptions()
+        options.disabledTransports = ["xhr-streaming", "eventsource"]
+        try await withDemoServer(options: options) { port in
+            let session = try await SockwayClient.connect(
+                to: "http://127.0.0.1:\(port)/echo",
+                configuration: .init(transports: [.xhrStreaming, .eventSource, .xhrPolling])
+            )
+            #expect(session.transport == .xhrPolling)
+            #expect(await echo(["third time"], over: session) == ["third time"])
+            session.close()
+        }
+    }
+
+    // The server's close frame ends the session with its code and reason, on every transport.
+    @Test(arguments: SockwayClientTransport.allCases.filter { $0 != .rawWebSocket })
+    func serverCloseEndsTheSession(transport: SockwayClientTransport) async throws {
+        try await withDemoServer { port in
+            do {
+                let session = try await SockwayClient.connect(
+                    to: "http://127.0.0.1:\(port)/close",
+                    configuration: .init(transports: [transport])
+                )
+                for await _ in session.messages {}
+                #expect(session.closeReason == .goAway)
+            } catch SockwayClientError.closedBeforeOpen(let reason) {
+                // The open and close frames can arrive in one read.
+                #expect(reason == .goAway)
+            }
+        }
+    }
+
+    @Test func rawWebSocketCloseCarriesTheReason() async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(
+                to: "http://127.0.0.1:\(port)/close",
+                configuration: .init(transports: [.rawWebSocket])
+            )
+            for await _ in session.messages {}
+            #expect(session.closeReason == .goAway)
+        }
+    }
+
+    @Test func nothingListeningFailsEveryTransport() async throws {
+        await #expect(throws: (any Error).self) {
+            _ = try await SockwayClient.connect(
+                to: "http://127.0.0.1:1/echo",
+                configuration: .init(transports: [.xhrPolling], connectTimeout: .seconds(2))
+            )
+        }
+    }
+
+    @Test func refusesURLsItCannotUse() async {
+        for url in ["ftp://x/echo", "http://", "http://h:0/", "http://h:99999/x", "127.0.0.1:80/echo"] {
+            await #expect(throws: SockwayClientError.invalidURL(url)) {
+                _ = try await SockwayClient.connect(to: url, configuration: .init(transports: [.xhrPolling]))
+            }
+        }
+    }
+}

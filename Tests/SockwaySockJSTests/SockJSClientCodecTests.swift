@@ -1,0 +1,103 @@
+import NIOCore
+import SockwaySockJS
+import Testing
+
+@Suite("Client side: parsing server frames")
+struct SockJSFrameParsingTests {
+    private func parse(_ text: String) throws -> SockJSFrame {
+        try SockJSFrame.parse(ByteBuffer(string: text))
+    }
+
+    @Test func parsesEveryKind() throws {
+        #expect(try parse("o") == .open)
+        #expect(try parse("h") == .heartbeat)
+        #expect(try parse(#"a["x","\u2028",""]"#) == .messages(["x", "\u{2028}", ""]))
+        #expect(try parse(#"c[3000,"Go away!"]"#) == .close(SockJSCloseReason(code: 3000, reason: "Go away!")))
+        #expect(try parse(#"c[1002, "Connection interrupted"]"#) == .close(.connectionInterrupted))
+    }
+
+    // Whatever the server writes, the client reads back the same frame.
+    @Test(arguments: [
+        SockJSFrame.open, .heartbeat, .messages(["a", "</script>", "\u{0}\u{1F600}\"\\", String(repeating: "é", count: 300)]),
+        .close(.goAway), .close(SockJSCloseReason(code: 4000, reason: "quote \" and \\")),
+    ])
+    func roundTrips(frame: SockJSFrame) throws {
+        var buffer = ByteBuffer()
+        frame.write(into: &buffer)
+        #expect(try SockJSFrame.parse(buffer) == frame)
+    }
+
+    @Test(arguments: ["", "x", "oo", "hh", "a", "a[", #"a["x"]x"#, "c[]", #"c[3000]"#, #"c["3000","x"]"#, #"c[3000,"x""#])
+    func refusesMalformedFrames(text: String) {
+        #expect(throws: SockJSFrameError.malformed) { try parse(text) }
+    }
+}
+
+@Suite("Client side: response bodies")
+struct SockJSBodyDecoderTests {
+    private func frames(_ format: SockJSBodyDecoder.Format, _ pieces: [String]) throws -> [SockJSFrame] {
+        var decoder = SockJSBodyDecoder(format: format)
+        var out: [SockJSFrame] = []
+        for piece in pieces {
+            decoder.append(ByteBuffer(string: piece))
+            while let frame = try decoder.next() { out.append(frame) }
+        }
+        #expect(decoder.bufferedBytes == 0)
+        return out
+    }
+
+    // xhr_streaming: the 2 KiB prelude of h's is skipped; frames split anywhere come out whole.
+    @Test func linesSkipThePreludeAndJoinPieces() throws {
+        let prelude = String(repeating: "h", count: 2048) + "\n"
+        let body = prelude + "o\n" + #"a["one","two"]"# + "\nh\n" + #"c[3000,"Go away!"]"# + "\n"
+        let pieces = stride(from: 0, to: body.utf8.count, by: 7).map { start in
+            String(decoding: Array(body.utf8)[start..<min(start + 7, body.utf8.count)], as: UTF8.self)
+        }
+        #expect(try frames(.lines, pieces) == [.open, .messages(["one", "two"]), .heartbeat, .close(.goAway)])
+    }
+
+    @Test func eventSourceReadsDataLines() throws {
+        let body = "\r\ndata: o\r\n\r\n" + #"data: a["x"]"# + "\r\n\r\ndata: h\r\n\r\n"
+        #expect(try frames(.eventSource, [body]) == [.open, .messages(["x"]), .heartbeat])
+    }
+
+    // What the server percent-encodes in an event comes back as it was.
+    @Test func eventSourceDecodesWhatTheServerEscaped() throws {
+        let frame = SockJSFrame.messages(["100% sure", "%25", "line\r\nbreak\u{0}"])
+        let wrapped = SockJSTransport.eventSource.wrappedFrame(frame)
+        #expect(try frames(.eventSource, [wrapped]) == [frame])
+    }
+
+    // jsonp: the frame is a JSON string inside the callback call; what the server escapes for HTML
+    // safety comes back as the original text.
+    @Test func jsonpUnwrapsTheCallback() throws {
+        var buffer = ByteBuffer()
+        SockJSFrame.messages(["</script>", "a\u{2028}b"]).write(into: &buffer)
+        let quoted = SockJSJSON.quoted(String(buffer: buffer), htmlSafe: true)
+        let body = "_cb.x(" + quoted + ");\r\n"
+        #expect(try frames(.jsonp, [body]) == [.messages(["</script>", "a\u{2028}b"])])
+        #expect(try frames(.jsonp, [#"c("o");"# + "\r\n"]) == [.open])
+    }
+
+    @Test func aLineOverTheLimitIsRefused() {
+        var decoder = SockJSBodyDecoder(format: .lines, maxLineBytes: 16)
+        decoder.append(ByteBuffer(string: String(repeating: "a", count: 17)))
+        #expect(throws: SockJSFrameError.tooLong) { try decoder.next() }
+    }
+}
+
+@Suite("Client side: send payloads")
+struct SockJSClientPayloadTests {
+    @Test func arrayIsWhatTheServerParses() throws {
+        let messages = ["x", "\"quoted\"", "\u{0}", "\u{1F600}", ""]
+        var buffer = ByteBuffer()
+        SockJSClientPayload.writeArray(messages, into: &buffer)
+        #expect(try SockJSPayload.parseArray(buffer) == messages)
+    }
+
+    @Test func formEncodesTheArray() {
+        var buffer = ByteBuffer()
+        SockJSClientPayload.writeForm(["a b", "é&="], into: &buffer)
+        #expect(String(buffer: buffer) == "d=%5B%22a%20b%22%2C%22%C3%A9%26%3D%22%5D")
+    }
+}
