@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Layer 0: system zlib (apt zlib1g-dev), with shims for its init macros.
@@ -79,12 +80,23 @@ let package = Package(
             ],
             swiftSettings: strictSwift6
         ),
+        // `sockway bench`: every transport side by side, against Sockway or any SockJS server.
+        .target(
+            name: "SockwayBench",
+            dependencies: [
+                "SockwayClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         // Layer 4: the command line.
         .executableTarget(
             name: "sockway",
             dependencies: [
                 "SockwayServer",
                 "SockwayWebSocket",
+                "SockwayBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,6 +111,11 @@ let package = Package(
         .testTarget(
             name: "SockwayWebSocketTests",
             dependencies: ["SockwayWebSocket", "SockwayZlib"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayBenchTests",
+            dependencies: ["SockwayBench", "SockwayClient", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: strictSwift6
         ),
         .testTarget(

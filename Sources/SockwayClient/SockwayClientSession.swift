@@ -44,7 +44,8 @@ public final class SockwayClientSession: Sendable {
         send(contentsOf: CollectionOfOne(message))
     }
 
-    /// Sends several messages (one frame on every SockJS transport).
+    /// Sends several messages with one hop to the session's loop. WebSocket transports send a frame per
+    /// message, as sockjs-client does; HTTP transports send them in one request.
     public func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
         if eventLoop.inEventLoop {
             core.value.send(Array(messages))

@@ -149,9 +149,12 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 write(buffer, on: channel)
             }
         } else {
-            var buffer = channel.allocator.buffer(capacity: messages.reduce(2) { $0 + $1.utf8.count + 3 })
-            SockJSClientPayload.writeArray(messages, into: &buffer)
-            write(buffer, on: channel)
+            // One frame per message, as sockjs-client sends them (its `send` takes one message).
+            for message in messages {
+                var buffer = channel.allocator.buffer(capacity: message.utf8.count + 4)
+                SockJSClientPayload.writeArray(CollectionOfOne(message), into: &buffer)
+                write(buffer, on: channel)
+            }
         }
         channel.flush()
     }

@@ -62,12 +62,12 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     /// Writes one frame; `payload` should have ``headroom`` bytes before it.
     private func writeFrame(
         _ opcode: WebSocketOpcode,
-        _ payload: ByteBuffer,
+        _ payload: consuming ByteBuffer,
         rsv1: Bool = false,
         context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>? = nil
     ) {
-        let frame = WebSocketFrameWriter.frame(opcode: opcode, rsv1: rsv1, payload: payload, allocator: context.channel.allocator)
+        let frame = WebSocketFrameWriter.frame(opcode: opcode, rsv1: rsv1, payload: consume payload, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(frame), promise: promise)
     }
 
@@ -79,9 +79,10 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     }
 
     /// Writes one text message, compressed when permessage-deflate is on and it pays.
-    private func writeText(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        let (data, compressed) = protocolState.prepareOutbound(buffer, allocator: context.channel.allocator, headroom: Self.headroom)
-        writeFrame(.text, data, rsv1: compressed, context: context)
+    /// The buffer is consumed so that the frame header goes into its headroom without a copy.
+    private func writeText(_ buffer: consuming ByteBuffer, context: ChannelHandlerContext) {
+        let (data, compressed) = protocolState.prepareOutbound(consume buffer, allocator: context.channel.allocator, headroom: Self.headroom)
+        writeFrame(.text, consume data, rsv1: compressed, context: context)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -244,7 +245,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             buffer.moveWriterIndex(forwardBy: Self.headroom)
             buffer.moveReaderIndex(forwardBy: Self.headroom)
             frame.write(into: &buffer)
-            writeText(buffer, context: context)
+            writeText(consume buffer, context: context)
             if case .close(let reason) = frame { closeReason = reason }
         case .raw:
             switch frame {
@@ -258,7 +259,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
                     buffer.moveWriterIndex(forwardBy: Self.headroom)
                     buffer.moveReaderIndex(forwardBy: Self.headroom)
                     buffer.writeString(message)
-                    writeText(buffer, context: context)
+                    writeText(consume buffer, context: context)
                 }
             case .close(let reason):
                 closeReason = reason

@@ -192,8 +192,8 @@ public struct WebSocketConnectionStateMachine {
 
     /// Compresses an outbound message if permessage-deflate is on and it is worth it. Returns the
     /// bytes to send and whether they are compressed (RSV1 on the frame).
-    public mutating func prepareOutbound(_ message: ByteBuffer, allocator: ByteBufferAllocator, headroom: Int) -> (ByteBuffer, compressed: Bool) {
-        guard compression != nil, compression!.shouldCompress(byteCount: message.readableBytes) else { return (message, false) }
+    public mutating func prepareOutbound(_ message: consuming ByteBuffer, allocator: ByteBufferAllocator, headroom: Int) -> (ByteBuffer, compressed: Bool) {
+        guard compression != nil, compression!.shouldCompress(byteCount: message.readableBytes) else { return (consume message, false) }
         var output = allocator.buffer(capacity: message.readableBytes / 2 + headroom + 32)
         output.moveWriterIndex(forwardBy: headroom)
         output.moveReaderIndex(forwardBy: headroom)

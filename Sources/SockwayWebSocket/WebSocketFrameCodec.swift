@@ -88,10 +88,20 @@ public struct WebSocketFrameReader: Sendable {
         var maskKey: WebSocketMaskingKey?
         if second & 0x80 != 0 {
             guard available >= headerLength + 4 else { return nil }
-            maskKey = WebSocketMaskingKey(buffer.getBytes(at: start + headerLength, length: 4)!)
+            maskKey = Self.maskingKey(in: buffer, at: start + headerLength - buffer.readerIndex)
             headerLength += 4
         }
         return Header(first: first, headerLength: headerLength, payloadLength: length, maskKey: maskKey)
+    }
+
+    /// The four key bytes at `offset` (from the reader index). NIO's only public initialiser is generic
+    /// over a collection and, unspecialised across modules, allocates per byte; the key is four plain
+    /// bytes, so they are loaded as one.
+    private static func maskingKey(in buffer: ByteBuffer, at offset: Int) -> WebSocketMaskingKey {
+        if MemoryLayout<WebSocketMaskingKey>.size == 4 {
+            return buffer.withUnsafeReadableBytes { $0.loadUnaligned(fromByteOffset: offset, as: WebSocketMaskingKey.self) }
+        }
+        return WebSocketMaskingKey(buffer.getBytes(at: buffer.readerIndex + offset, length: 4)!)!
     }
 }
 
@@ -102,12 +112,14 @@ public enum WebSocketFrameWriter {
     public static let headroom = 10
 
     /// The frame carrying `payload`: its header is put in the payload's headroom if there is enough,
-    /// otherwise header and payload are copied into a new buffer.
+    /// otherwise header and payload are copied into a new buffer. The payload is consumed: pass it with
+    /// `consume` (or as a temporary), so that its storage is not shared and the header goes in without
+    /// a copy.
     public static func frame(
         opcode: WebSocketOpcode,
         fin: Bool = true,
         rsv1: Bool = false,
-        payload: ByteBuffer,
+        payload: consuming ByteBuffer,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let length = payload.readableBytes
@@ -116,8 +128,8 @@ public enum WebSocketFrameWriter {
         if fin { first |= 0x80 }
         if rsv1 { first |= 0x40 }
         if payload.readerIndex >= headerLength {
-            var frame = payload
             let start = payload.readerIndex - headerLength
+            var frame = consume payload
             writeHeader(first: first, length: length, into: &frame, at: start)
             frame.moveReaderIndex(to: start)
             return frame

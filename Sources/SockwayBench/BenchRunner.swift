@@ -1,0 +1,443 @@
+import Foundation
+import Histogram
+import NIOCore
+import SockwayClient
+
+/// What `sockway bench` runs.
+public struct BenchOptions: Sendable {
+    /// The SockJS service root (`http://127.0.0.1:PORT`); `nil` starts a Sockway server for the run.
+    public var target: String?
+    /// The server's PID, for its CPU and memory (known when the bench starts the server).
+    public var serverPID: Int32?
+    /// What the report calls the server.
+    public var serverName: String?
+    /// The `sockway` executable that serves when no target is given (default: this process's own).
+    public var serverExecutable: String?
+    public var transports: [BenchTransport] = BenchTransport.allCases
+    public var scenarios: [BenchScenario] = BenchScenario.allCases
+    /// Sessions per run.
+    public var clients = 10
+    /// Messages per second each client sends (echo).
+    public var rate = 50.0
+    /// Messages per second each client sends in the first throughput step; each next step sends 4×.
+    public var throughputStartRate = 1000.0
+    /// Broadcasts per second (push).
+    public var pushRate = 20.0
+    /// Bytes per message (a timestamp, then padding).
+    public var messageBytes = 64
+    /// Measured seconds per echo and push run.
+    public var duration = 2.0
+    /// Seconds before the measured window.
+    public var warmup = 0.5
+    /// Throughput: a step passes while its p99 stays under this (milliseconds) and 95% of messages arrive.
+    public var latencyLimit = 100.0
+    /// Throughput: measured seconds per step.
+    public var stepDuration = 1.0
+    public var echoPath = "/echo"
+    public var broadcastPath = "/chat"
+
+    public init() {}
+}
+
+/// Runs the scenarios against each transport and gathers a ``BenchReport``.
+public struct BenchRunner: Sendable {
+    public let options: BenchOptions
+    private let progress: @Sendable (String) -> Void
+
+    public init(options: BenchOptions, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.options = options
+        self.progress = progress
+    }
+
+    public func run() async throws -> BenchReport {
+        var options = self.options
+        var server: Process?
+        if options.target == nil {
+            let (process, url) = try await Self.startServer(executable: options.serverExecutable)
+            server = process
+            options.target = url
+            options.serverPID = process.processIdentifier
+            options.serverName = options.serverName ?? "Sockway (started by the bench)"
+        }
+        defer {
+            if let server {
+                server.terminate()
+                server.waitUntilExit()
+            }
+        }
+        let target = options.target!
+        try Self.requireLoopback(target)
+        var report = BenchReport(
+            date: ISO8601DateFormatter().string(from: Date()),
+            target: target,
+            server: options.serverName ?? target,
+            machine: Self.machineDescription(),
+            clients: options.clients,
+            rate: options.rate,
+            messageBytes: options.messageBytes,
+            duration: options.duration
+        )
+        let run = Run(options: options, progress: progress)
+        for transport in options.transports {
+            for scenario in options.scenarios {
+                report.results.append(try await run.measure(transport, scenario))
+            }
+        }
+        return report
+    }
+
+    /// Loads go to loopback only.
+    static func requireLoopback(_ url: String) throws {
+        let rest = url.drop { $0 != "/" }.drop { $0 == "/" }
+        let host = rest.prefix { $0 != "/" && $0 != ":" }
+        let bracketed = rest.hasPrefix("[::1]")
+        guard bracketed || host == "127.0.0.1" || host == "localhost" || host.hasPrefix("127.") else {
+            throw BenchError.notLoopback(url)
+        }
+    }
+
+    static func machineDescription() -> String {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return "\(ProcessInfo.processInfo.activeProcessorCount) cores, Linux \(release)"
+    }
+
+    /// Starts `sockway serve` on a free loopback port; returns once it accepts connections.
+    static func startServer(executable: String?) async throws -> (Process, String) {
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable ?? "/proc/self/exe")
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 {
+            if canConnect(port: port) { return (process, "http://127.0.0.1:\(port)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.terminate()
+        throw BenchError.serverDidNotStart
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BenchError.serverDidNotStart }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+public enum BenchError: Error, CustomStringConvertible {
+    case notLoopback(String)
+    case serverDidNotStart
+    case noSessions(BenchTransport, String)
+
+    public var description: String {
+        switch self {
+        case .notLoopback(let url): "\(url): the bench loads loopback addresses only (127.0.0.1, localhost, [::1])"
+        case .serverDidNotStart: "the Sockway server did not start"
+        case .noSessions(let transport, let reason): "\(transport.rawValue): no session opened (\(reason))"
+        }
+    }
+}
+
+/// Latency of messages whose intended send time fell in a window.
+struct Window: Sendable {
+    var start: NIODeadline
+    var end: NIODeadline
+
+    func contains(_ time: NIODeadline) -> Bool { time >= start && time < end }
+    var seconds: Double { Double((end - start).nanoseconds) / 1e9 }
+}
+
+/// A message: its intended send time (uptime nanoseconds), then padding to the message size.
+enum BenchMessage {
+    static let endMarker = "end"
+
+    static func make(intended: NIODeadline, bytes: Int) -> String {
+        var text = String(intended.uptimeNanoseconds)
+        text += " "
+        if text.utf8.count < bytes { text += String(repeating: "x", count: bytes - text.utf8.count) }
+        return text
+    }
+
+    /// The intended send time, or `nil` for the end marker and anything foreign.
+    static func intended(_ message: String) -> NIODeadline? {
+        guard let space = message.utf8.firstIndex(of: UInt8(ascii: " ")),
+            let nanos = UInt64(Substring(message.utf8[..<space]))
+        else { return nil }
+        return .uptimeNanoseconds(nanos)
+    }
+}
+
+/// What the receivers of one window saw.
+struct Received: Sendable {
+    var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    var count = 0
+}
+
+/// CPU and traffic at one instant.
+struct Snapshot {
+    var traffic: SockwayTraffic
+    var serverCPU: Double?
+    var clientCPU: Double
+    var time: NIODeadline
+
+    init(sessions: [SockwayClientSession], serverPID: Int32?) {
+        traffic = sessions.reduce(SockwayTraffic()) { $0 + $1.traffic }
+        serverCPU = serverPID.flatMap { ProcessStats.of(pid: $0)?.cpuSeconds }
+        clientCPU = ProcessStats.selfCPUSeconds()
+        time = .now()
+    }
+}
+
+/// One transport in one scenario.
+struct Run: Sendable {
+    let options: BenchOptions
+    let progress: @Sendable (String) -> Void
+
+    func measure(_ transport: BenchTransport, _ scenario: BenchScenario) async throws -> TransportResult {
+        progress("\(scenario.rawValue) · \(transport.rawValue): connecting \(options.clients) sessions")
+        let path = scenario == .push ? options.broadcastPath : options.echoPath
+        let (sessions, errors) = await connect(transport, path: path, count: options.clients)
+        guard !sessions.isEmpty else { throw BenchError.noSessions(transport, errors.first ?? "?") }
+        defer { for session in sessions { session.close() } }
+        switch scenario {
+        case .echo:
+            let outcome = await openLoop(transport, scenario, receivers: sessions, senders: sessions, rate: options.rate, warmup: options.warmup, duration: options.duration)
+            return outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.rate * Double(sessions.count), errors: errors.count, options: options)
+        case .push:
+            let publisher = try await SockwayClient.connect(
+                to: options.target! + options.broadcastPath,
+                configuration: .init(transports: [.rawWebSocket], connectTimeout: .seconds(10))
+            )
+            // The room sends everything back to the publisher too: drain it.
+            let drain = Task { for await _ in publisher.messages {} }
+            defer {
+                publisher.close()
+                drain.cancel()
+            }
+            let outcome = await openLoop(transport, scenario, receivers: sessions, senders: [publisher], rate: options.pushRate, warmup: options.warmup, duration: options.duration)
+            return outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options)
+        case .throughput:
+            // Rates rise 4× per step until one fails (under 95% delivered, or p99 over the limit);
+            // then one step halfway (2×) between the last that passed and the first that failed.
+            var best: TransportResult?
+            var firstFailure: TransportResult?
+            var rate = options.throughputStartRate
+            var step = 4.0
+            for _ in 0..<10 {
+                let (result, passed) = await throughputStep(transport, sessions: sessions, rate: rate, errors: errors.count)
+                if passed {
+                    best = result
+                } else if firstFailure == nil {
+                    firstFailure = result
+                }
+                if !passed, step == 2 || best == nil { break }
+                if !passed {
+                    step = 2
+                    rate /= 2
+                    continue
+                }
+                if step == 2 { break }
+                rate *= step
+            }
+            guard var best else {
+                var failed = firstFailure!
+                failed.offeredRate = failed.messagesPerSecond
+                return failed
+            }
+            best.offeredRate = best.messagesPerSecond
+            return best
+        }
+    }
+
+    private func throughputStep(_ transport: BenchTransport, sessions: [SockwayClientSession], rate: Double, errors: Int) async -> (TransportResult, Bool) {
+        let outcome = await openLoop(transport, .throughput, receivers: sessions, senders: sessions, rate: rate, warmup: 0.25, duration: options.stepDuration)
+        let offered = rate * Double(sessions.count)
+        let result = outcome.result(transport: transport, scenario: .throughput, clients: sessions.count, offered: offered, errors: errors, options: options)
+        let expected = Double(outcome.sentInWindow)
+        let passed = expected > 0 && Double(outcome.received.count) >= 0.95 * expected && result.latency.p99 <= options.latencyLimit
+        return (result, passed)
+    }
+
+    private func connect(_ transport: BenchTransport, path: String, count: Int) async -> ([SockwayClientSession], [String]) {
+        let configuration = SockwayClientConfiguration(
+            transports: [transport.clientTransport],
+            webSocketCompression: transport.compression,
+            connectTimeout: .seconds(10)
+        )
+        let url = options.target! + path
+        return await withTaskGroup(of: Result<SockwayClientSession, any Error>.self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    do { return .success(try await SockwayClient.connect(to: url, configuration: configuration)) } catch { return .failure(error) }
+                }
+            }
+            var sessions: [SockwayClientSession] = []
+            var errors: [String] = []
+            for await result in group {
+                switch result {
+                case .success(let session): sessions.append(session)
+                case .failure(let error): errors.append("\(error)")
+                }
+            }
+            return (sessions, errors)
+        }
+    }
+
+    struct Outcome {
+        var window: Window
+        var received: Received
+        var sentInWindow: Int
+        var fanOut: Int
+        var before: Snapshot
+        var after: Snapshot
+        var serverRSS: Int?
+
+        func result(transport: BenchTransport, scenario: BenchScenario, clients: Int, offered: Double, errors: Int, options: BenchOptions) -> TransportResult {
+            let messages = received.count
+            let perMessage = TrafficPerMessage(window: after.traffic - before.traffic, messages: messages)
+            let elapsed = Double((after.time - before.time).nanoseconds) / 1e9
+            var serverCPU: Double?
+            if let start = before.serverCPU, let end = after.serverCPU, messages > 0 {
+                serverCPU = (end - start) * 1000 / (Double(messages) / 1000)
+            }
+            return TransportResult(
+                transport: transport,
+                scenario: scenario,
+                clients: clients,
+                offeredRate: offered,
+                messages: messages,
+                lost: max(0, sentInWindow * fanOut - messages),
+                seconds: window.seconds,
+                latency: LatencySummary(microseconds: received.histogram),
+                bytesSentPerMessage: perMessage.bytesSent,
+                bytesReceivedPerMessage: perMessage.bytesReceived,
+                requestsPerMessage: perMessage.requests,
+                serverCPUPer1000: serverCPU,
+                serverRSSMiB: serverRSS.map { Double($0) / 1_048_576 },
+                clientCPUPercent: elapsed > 0 ? (after.clientCPU - before.clientCPU) / elapsed * 100 : 0,
+                errors: errors
+            )
+        }
+    }
+
+    /// Open-loop load: every sender sends `rate` messages per second at fixed intended times (so a
+    /// slow server cannot slow the load down and hide its latency); the receivers time each message
+    /// against its intended send time. Only messages meant for the window count.
+    private func openLoop(
+        _ transport: BenchTransport,
+        _ scenario: BenchScenario,
+        receivers: [SockwayClientSession],
+        senders: [SockwayClientSession],
+        rate: Double,
+        warmup: Double,
+        duration: Double
+    ) async -> Outcome {
+        let start = NIODeadline.now() + .milliseconds(20)
+        let window = Window(start: start + .nanoseconds(Int64(warmup * 1e9)), end: start + .nanoseconds(Int64((warmup + duration) * 1e9)))
+        let drainLimit = NIODeadline.now() + .nanoseconds(Int64((warmup + duration + 5) * 1e9))
+        let bytes = options.messageBytes
+        let serverPID = options.serverPID
+        let progress = self.progress
+        return await withTaskGroup(of: Received?.self) { group in
+            for session in receivers {
+                group.addTask {
+                    var received = Received()
+                    var iterator = session.messages.makeAsyncIterator()
+                    while let message = await iterator.next() {
+                        let now = NIODeadline.now()
+                        guard let intended = BenchMessage.intended(message) else {
+                            if message.hasPrefix(BenchMessage.endMarker) { break }
+                            continue
+                        }
+                        if window.contains(intended) {
+                            _ = received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
+                            received.count += 1
+                        }
+                        if now > drainLimit { break }
+                    }
+                    return received
+                }
+            }
+            // The generator: one loop for all senders, each offset by a fraction of the interval.
+            var sent = [Int](repeating: 0, count: senders.count)
+            var sentInWindow = 0
+            var before: Snapshot?
+            var lastProgress = NIODeadline.now()
+            let interval = 1e9 / rate
+            while true {
+                let now = NIODeadline.now()
+                if before == nil, now >= window.start { before = Snapshot(sessions: receivers, serverPID: serverPID) }
+                if now >= window.end { break }
+                for (index, sender) in senders.enumerated() {
+                    let offset = interval * Double(index) / Double(senders.count)
+                    let elapsed = Double((now - start).nanoseconds) - offset
+                    let due = elapsed < 0 ? 0 : Int(elapsed / interval) + 1
+                    guard due > sent[index] else { continue }
+                    var batch: [String] = []
+                    batch.reserveCapacity(due - sent[index])
+                    for k in sent[index]..<due {
+                        let intended = start + .nanoseconds(Int64(offset + Double(k) * interval))
+                        if window.contains(intended) { sentInWindow += 1 }
+                        batch.append(BenchMessage.make(intended: intended, bytes: bytes))
+                    }
+                    sent[index] = due
+                    sender.send(contentsOf: batch)
+                }
+                if now - lastProgress > .milliseconds(500) {
+                    lastProgress = now
+                    let phase = now < window.start ? "warming up" : String(format: "%.1f/%.1f s", Double((now - window.start).nanoseconds) / 1e9, window.seconds)
+                    progress("\(scenario.rawValue) · \(transport.rawValue): \(phase), \(Int(rate * Double(senders.count))) msgs/s offered")
+                }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+            let after = Snapshot(sessions: receivers, serverPID: serverPID)
+            let serverRSS = serverPID.flatMap { ProcessStats.of(pid: $0)?.residentBytes }
+            // Let the last messages arrive, then tell every receiver the run is over (after them, in order).
+            for sender in senders { sender.send(BenchMessage.endMarker + " ") }
+            // A receiver whose session died would wait for ever: end it after a grace period.
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(5))
+                for session in receivers { session.close() }
+            }
+            var total = Received()
+            for await part in group {
+                guard let part else { continue }
+                total.histogram.add(part.histogram)
+                total.count += part.count
+            }
+            watchdog.cancel()
+            return Outcome(
+                window: window,
+                received: total,
+                sentInWindow: sentInWindow,
+                fanOut: scenario == .push ? receivers.count : 1,
+                before: before ?? after,
+                after: after,
+                serverRSS: serverRSS
+            )
+        }
+    }
+}

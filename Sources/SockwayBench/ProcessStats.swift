@@ -1,0 +1,41 @@
+import Foundation
+
+/// CPU time and resident memory of a process, read from /proc (Linux).
+public struct ProcessStats: Sendable {
+    /// User + system CPU seconds, all threads.
+    public var cpuSeconds: Double
+    /// Resident set size, bytes.
+    public var residentBytes: Int
+
+    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    /// Another process, by PID; `nil` if /proc has no such process.
+    public static func of(pid: Int32) -> ProcessStats? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        else { return nil }
+        return parse(stat: stat, status: status)
+    }
+
+    /// Parses `/proc/PID/stat` (utime and stime, fields 14 and 15) and `/proc/PID/status` (VmRSS).
+    static func parse(stat: String, status: String) -> ProcessStats? {
+        // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state), so utime (14) is fields[11] and stime (15) is fields[12].
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        var rss = 0
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            rss = (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
+        }
+        return ProcessStats(cpuSeconds: (user + system) / ticksPerSecond, residentBytes: rss)
+    }
+
+    /// This process's CPU seconds (getrusage).
+    public static func selfCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+}

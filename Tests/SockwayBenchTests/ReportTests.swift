@@ -1,0 +1,73 @@
+import Foundation
+import Histogram
+import SockwayBench
+import SockwayClient
+import Testing
+
+private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .echo, p50: Double = 1) -> TransportResult {
+    TransportResult(
+        transport: transport, scenario: scenario, clients: 10, offeredRate: 500, messages: 1500, lost: 0, seconds: 3,
+        latency: LatencySummary(count: 1500, p50: p50, p90: p50 * 2, p99: p50 * 4, p999: p50 * 8, max: p50 * 10, mean: p50 * 1.2),
+        bytesSentPerMessage: 120.5, bytesReceivedPerMessage: 90.25, requestsPerMessage: 1.0, serverCPUPer1000: 12.5,
+        serverRSSMiB: 30.2, clientCPUPercent: 40, errors: 0
+    )
+}
+
+@Suite struct ReportTests {
+    // Percentiles come from the histogram (microseconds in, milliseconds out).
+    @Test func latencySummaryReadsTheHistogram() {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        for value in 1...1000 { _ = histogram.record(UInt64(value) * 1000) }  // 1 ms ... 1000 ms
+        let summary = LatencySummary(microseconds: histogram)
+        #expect(summary.count == 1000)
+        #expect(abs(summary.p50 - 500) <= 1)
+        #expect(abs(summary.p90 - 900) <= 1)
+        #expect(abs(summary.p99 - 990) <= 1)
+        #expect(abs(summary.max - 1000) <= 1)
+        #expect(LatencySummary(microseconds: Histogram<UInt64>(highestTrackableValue: 1000)).count == 0)
+    }
+
+    // Bytes and requests per message: the window's traffic over the messages received in it.
+    @Test func trafficPerMessage() {
+        let before = SockwayTraffic(bytesSent: 1000, bytesReceived: 2000, requests: 10, connections: 2)
+        let after = SockwayTraffic(bytesSent: 21000, bytesReceived: 42000, requests: 210, connections: 2)
+        let perMessage = TrafficPerMessage(window: after - before, messages: 200)
+        #expect(perMessage.bytesSent == 100)
+        #expect(perMessage.bytesReceived == 200)
+        #expect(perMessage.requests == 1)
+        #expect(TrafficPerMessage(window: after, messages: 0).bytesSent == 0)
+    }
+
+    @Test func jsonRoundTrips() throws {
+        var report = BenchReport(date: "2026-11-25", target: "http://127.0.0.1:1", server: "test", machine: "x", clients: 10, rate: 50, messageBytes: 64, duration: 3)
+        report.results = [result(.webSocket), result(.xhrPolling, p50: 20), result(.webSocket, .throughput)]
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: Data(try report.json().utf8))
+        #expect(decoded == report)
+    }
+
+    @Test func tableHasARowPerTransport() {
+        var report = BenchReport(date: "d", target: "t", server: "s", machine: "m", clients: 10, rate: 50, messageBytes: 64, duration: 3)
+        report.results = BenchTransport.allCases.map { result($0) }
+        let table = report.table()
+        for transport in BenchTransport.allCases {
+            #expect(table.contains("| \(transport.rawValue) |"))
+        }
+        #expect(table.contains("| 500 |"))  // 1500 messages in 3 s
+        #expect(table.contains("120.5"))
+    }
+
+    // The HTML page is self-contained and holds a chart per metric, with a bar per transport.
+    @Test func htmlHasTheCharts() throws {
+        var report = BenchReport(date: "d", target: "t", server: "s <&>", machine: "m", clients: 10, rate: 50, messageBytes: 64, duration: 3)
+        report.results = BenchTransport.allCases.map { result($0) } + [result(.xhrPolling, .push), result(.webSocket, .throughput)]
+        let html = try report.html()
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(!html.contains("<script"))
+        #expect(!html.contains("s <&>"))
+        let charts = html.components(separatedBy: "<svg").count - 1
+        #expect(charts == 4 + 4 + 1)  // echo and push: latency, bytes, requests, CPU; throughput
+        let bars = html.components(separatedBy: "class=\"bar\"").count - 1
+        // Echo latency: 5 percentiles × 7 transports, bytes 2 × 7, requests 7, CPU 7; push 5+2+1+1; throughput 1.
+        #expect(bars == 35 + 14 + 7 + 7 + 9 + 1)
+    }
+}
