@@ -99,6 +99,9 @@ public struct TransportResult: Codable, Hashable, Sendable {
     public var clientCPUPercent: Double
     /// Connections or sessions that failed.
     public var errors: Int
+    /// Everything the run's sessions sent and received over their whole life (connects, warmup and
+    /// drain included): what a packet capture of the same run sees.
+    public var sessionTraffic: SockwayTraffic?
 
     public var messagesPerSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }
 

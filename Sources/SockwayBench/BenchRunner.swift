@@ -217,15 +217,21 @@ struct Run: Sendable {
     let progress: @Sendable (String) -> Void
 
     func measure(_ transport: BenchTransport, _ scenario: BenchScenario) async throws -> TransportResult {
+        var (result, sessions) = try await measureKeepingSessions(transport, scenario)
+        result.sessionTraffic = sessions.reduce(SockwayTraffic()) { $0 + $1.traffic }
+        for session in sessions { session.close() }
+        return result
+    }
+
+    private func measureKeepingSessions(_ transport: BenchTransport, _ scenario: BenchScenario) async throws -> (TransportResult, [SockwayClientSession]) {
         progress("\(scenario.rawValue) · \(transport.rawValue): connecting \(options.clients) sessions")
         let path = scenario == .push ? options.broadcastPath : options.echoPath
-        let (sessions, errors) = await connect(transport, path: path, count: options.clients)
+        var (sessions, errors) = await connect(transport, path: path, count: options.clients)
         guard !sessions.isEmpty else { throw BenchError.noSessions(transport, errors.first ?? "?") }
-        defer { for session in sessions { session.close() } }
         switch scenario {
         case .echo:
             let outcome = await openLoop(transport, scenario, receivers: sessions, senders: sessions, rate: options.rate, warmup: options.warmup, duration: options.duration)
-            return outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.rate * Double(sessions.count), errors: errors.count, options: options)
+            return (outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.rate * Double(sessions.count), errors: errors.count, options: options), sessions)
         case .push:
             let publisher = try await SockwayClient.connect(
                 to: options.target! + options.broadcastPath,
@@ -238,7 +244,7 @@ struct Run: Sendable {
                 drain.cancel()
             }
             let outcome = await openLoop(transport, scenario, receivers: sessions, senders: [publisher], rate: options.pushRate, warmup: options.warmup, duration: options.duration)
-            return outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options)
+            return (outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options), sessions)
         case .throughput:
             // Rates rise 4× per step until one fails (under 95% delivered, or p99 over the limit);
             // then one step halfway (2×) between the last that passed and the first that failed.
@@ -255,6 +261,12 @@ struct Run: Sendable {
                 }
                 if !passed, step == 2 || best == nil { break }
                 if !passed {
+                    // An overloaded step can leave sessions backlogged or closed (a full queue closes
+                    // with 1013): the halfway step starts on fresh ones.
+                    for session in sessions { session.close() }
+                    try await Task.sleep(for: .milliseconds(500))
+                    (sessions, errors) = await connect(transport, path: path, count: options.clients)
+                    guard !sessions.isEmpty else { break }
                     step = 2
                     rate /= 2
                     continue
@@ -265,10 +277,10 @@ struct Run: Sendable {
             guard var best else {
                 var failed = firstFailure!
                 failed.offeredRate = failed.messagesPerSecond
-                return failed
+                return (failed, sessions)
             }
             best.offeredRate = best.messagesPerSecond
-            return best
+            return (best, sessions)
         }
     }
 

@@ -11,7 +11,8 @@ const HOST = '127.0.0.1';
 const quiet = !process.env.SOCKJS_VERBOSE;
 const opts = {
   sockjs_url: 'http://localhost:8080/lib/sockjs.js',
-  response_limit: 4096,
+  // sockjs-node's own default unless RESPONSE_LIMIT says otherwise (the protocol suite uses 4096).
+  response_limit: parseInt(process.env.RESPONSE_LIMIT || '131072', 10),
   log: function (severity, line) { if (!quiet || severity === 'error') console.log('[' + severity + '] ' + line); },
 };
 
@@ -23,6 +24,16 @@ echo.on('connection', function (conn) {
 const closer = sockjs.createServer(opts);
 closer.on('connection', function (conn) {
   conn.close(3000, 'Go away!');
+});
+
+// Every message to every session in the room, the sender included (as Sockway's /chat does): the
+// bench's push scenario.
+const room = new Set();
+const chat = sockjs.createServer(opts);
+chat.on('connection', function (conn) {
+  room.add(conn);
+  conn.on('data', function (m) { for (const other of room) other.write(m); });
+  conn.on('close', function () { room.delete(conn); });
 });
 
 const server = http.createServer();
@@ -37,6 +48,7 @@ echo.installHandlers(server, { prefix: '/echo' });
 echo.installHandlers(server, { prefix: '/disabled_websocket_echo', websocket: false });
 echo.installHandlers(server, { prefix: '/cookie_needed_echo', jsessionid: true });
 closer.installHandlers(server, { prefix: '/close' });
+chat.installHandlers(server, { prefix: '/chat' });
 
 server.listen(PORT, HOST, function () {
   const a = server.address();
