@@ -423,7 +423,15 @@ struct Run: Sendable {
                     let phase = now < window.start ? "warming up" : String(format: "%.1f/%.1f s", Double((now - window.start).nanoseconds) / 1e9, window.seconds)
                     progress("\(scenario.rawValue) · \(transport.rawValue): \(phase), \(Int(rate * Double(senders.count))) msgs/s offered")
                 }
-                try? await Task.sleep(for: .milliseconds(2))
+                // Sleep until the next message is due (at most 2 ms, for the progress line).
+                var next = now + .milliseconds(2)
+                for index in senders.indices {
+                    let offset = interval * Double(index) / Double(senders.count)
+                    let due = start + .nanoseconds(Int64(offset + Double(sent[index]) * interval))
+                    if due < next { next = due }
+                }
+                let pause = next - NIODeadline.now()
+                if pause > .microseconds(20) { try? await Task.sleep(for: .nanoseconds(pause.nanoseconds)) }
             }
             let after = Snapshot(sessions: receivers, serverPID: serverPID)
             let serverRSS = serverPID.flatMap { ProcessStats.of(pid: $0)?.residentBytes }

@@ -9,12 +9,28 @@ public struct ProcessStats: Sendable {
 
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
-    /// Another process, by PID; `nil` if /proc has no such process.
+    /// Another process, by PID; `nil` if /proc has no such process. CPU time comes from each thread's
+    /// `schedstat` (nanoseconds) when the kernel has it, else from `stat` (clock ticks, 10 ms).
     public static func of(pid: Int32) -> ProcessStats? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            var stats = parse(stat: stat, status: status)
         else { return nil }
-        return parse(stat: stat, status: status)
+        if let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") {
+            var nanoseconds = 0.0
+            var complete = true
+            for thread in threads {
+                guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/schedstat", encoding: .utf8),
+                    let first = text.split(separator: " ").first, let value = Double(first)
+                else {
+                    complete = false
+                    break
+                }
+                nanoseconds += value
+            }
+            if complete, nanoseconds > 0 { stats.cpuSeconds = nanoseconds / 1e9 }
+        }
+        return stats
     }
 
     /// Parses `/proc/PID/stat` (utime and stime, fields 14 and 15) and `/proc/PID/status` (VmRSS).
