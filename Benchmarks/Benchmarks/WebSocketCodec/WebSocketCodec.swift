@@ -246,7 +246,7 @@ let benchmarks: @Sendable () -> Void = {
                 buffer.moveWriterIndex(forwardBy: headroom)
                 buffer.moveReaderIndex(forwardBy: headroom)
                 frame.write(into: &buffer)
-                blackHole(WebSocketFrameWriter.frame(opcode: .text, payload: buffer, allocator: allocator))
+                blackHole(WebSocketFrameWriter.frame(opcode: .text, payload: consume buffer, allocator: allocator))
             }
         }
     }
