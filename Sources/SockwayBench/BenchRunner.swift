@@ -430,8 +430,10 @@ struct Run: Sendable {
                     let due = start + .nanoseconds(Int64(offset + Double(sent[index]) * interval))
                     if due < next { next = due }
                 }
-                let pause = next - NIODeadline.now()
-                if pause > .microseconds(20) { try? await Task.sleep(for: .nanoseconds(pause.nanoseconds)) }
+                // At high rates messages go in batches every millisecond rather than in a spin (as a
+                // busy application coalesces what it sends in one turn of its event loop).
+                let pause = max(next - NIODeadline.now(), .milliseconds(1))
+                try? await Task.sleep(for: .nanoseconds(pause.nanoseconds))
             }
             let after = Snapshot(sessions: receivers, serverPID: serverPID)
             let serverRSS = serverPID.flatMap { ProcessStats.of(pid: $0)?.residentBytes }
