@@ -115,7 +115,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SockwayBenchTests",
-            dependencies: ["SockwayBench", "SockwayClient", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: [
+                "SockwayBench",
+                "SockwayClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift6
         ),
         .testTarget(

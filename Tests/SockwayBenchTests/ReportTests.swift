@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
-import SockwayBench
+import NIOCore
+@testable import SockwayBench
 import SockwayClient
 import Testing
 
@@ -69,5 +70,19 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         let bars = html.components(separatedBy: "class=\"bar\"").count - 1
         // Echo latency: 5 percentiles × 7 transports, bytes 2 × 7, requests 7, CPU 7; push 5+2+1+1; throughput 1.
         #expect(bars == 35 + 14 + 7 + 7 + 9 + 1)
+    }
+}
+
+@Suite struct BenchMessageTests {
+    // A message carries its intended send time and is padded to the requested size.
+    @Test(arguments: [24, 64, 1000])
+    func carriesItsIntendedTime(bytes: Int) {
+        let intended = NIODeadline.uptimeNanoseconds(1_234_567_890_123)
+        let message = BenchMessage.make(intended: intended, bytes: bytes)
+        #expect(message.utf8.count == bytes)
+        #expect(message.hasPrefix("1234567890123 x"))
+        #expect(BenchMessage.intended(message) == intended)
+        #expect(BenchMessage.intended(BenchMessage.endMarker + " ") == nil)
+        #expect(BenchMessage.make(intended: .uptimeNanoseconds(0), bytes: 1) == "0 ")
     }
 }
