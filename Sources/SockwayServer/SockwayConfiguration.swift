@@ -77,6 +77,13 @@ public struct SockwayEndpointOptions: Sendable {
     /// `Authorization` are left out by default, as sockjs-node does: a session handle that leaks into
     /// logs should not carry credentials.
     public var sessionHeaders: Set<String>
+    /// Both WebSocket URLs: a ping to the client after this long since the last one (browsers and
+    /// most clients answer with a pong). `nil` (the default) sends none; SockJS's own `h` frames already
+    /// keep proxies awake on the SockJS URL.
+    public var webSocketPingInterval: TimeAmount?
+    /// Both WebSocket URLs: close with 1001 "Idle timeout" when nothing (not even a pong) came from the
+    /// client for this long. `nil` (the default): never. A connection with neither setting carries no timer.
+    public var webSocketIdleTimeout: TimeAmount?
 
     /// The headers sessions keep by default: the client's identity as proxies report it, and the
     /// origin, host and language of the page.
@@ -101,7 +108,9 @@ public struct SockwayEndpointOptions: Sendable {
         maxInboundQueuedMessages: Int = 4096,
         maxInboundQueuedBytes: Int = 1 << 20,
         compression: PerMessageDeflateConfiguration = .init(),
-        sessionHeaders: Set<String> = SockwayEndpointOptions.defaultSessionHeaders
+        sessionHeaders: Set<String> = SockwayEndpointOptions.defaultSessionHeaders,
+        webSocketPingInterval: TimeAmount? = nil,
+        webSocketIdleTimeout: TimeAmount? = nil
     ) {
         self.webSocketEnabled = webSocketEnabled
         self.cookieNeeded = cookieNeeded
@@ -118,6 +127,8 @@ public struct SockwayEndpointOptions: Sendable {
         self.maxInboundQueuedBytes = maxInboundQueuedBytes
         self.compression = compression
         self.sessionHeaders = sessionHeaders
+        self.webSocketPingInterval = webSocketPingInterval
+        self.webSocketIdleTimeout = webSocketIdleTimeout
     }
 
     /// The opening request's headers that a session keeps, in an array of exactly their size.

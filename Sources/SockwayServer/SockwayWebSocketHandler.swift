@@ -36,6 +36,8 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     private var closeReason: SockJSCloseReason?
     private var finished = false
     private var closeTimer: Scheduled<Void>?
+    private var keepalive: WebSocketKeepalive?
+    private var keepaliveTimer: Scheduled<Void>?
     /// Bytes of binary messages written but not yet out of the channel.
     private var pendingBinaryBytes = 0
 
@@ -109,6 +111,9 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         if context.channel.isActive {
             core.attach(self)
         }
+        let options = runtime.endpoint.options
+        keepalive = WebSocketKeepalive(pingInterval: options.webSocketPingInterval, idleTimeout: options.webSocketIdleTimeout, now: loop.now)
+        scheduleKeepalive(context: context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -118,6 +123,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeTimer?.cancel()
+        keepaliveTimer?.cancel()
         self.context = nil
     }
 
@@ -126,6 +132,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadCycle = true
         guard !finished || protocolState.state == .closeSent else { return }
+        if keepalive != nil { keepalive!.received(now: context.eventLoop.now) }
         reader.append(unwrapInboundIn(data))
         while true {
             let frame: WebSocketFrame?
@@ -186,6 +193,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     func channelInactive(context: ChannelHandlerContext) {
         closeTimer?.cancel()
+        keepaliveTimer?.cancel()
         finished = true
         core.map { $0.detach(self, aborted: true) }
         context.fireChannelInactive()
@@ -198,6 +206,27 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    // MARK: Keepalive
+
+    private func scheduleKeepalive(context: ChannelHandlerContext) {
+        guard let deadline = keepalive?.nextDeadline, !finished else { return }
+        keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            keepaliveTimer = nil
+            guard !finished, keepalive != nil else { return }
+            switch keepalive!.tick(now: context.eventLoop.now) {
+            case .none:
+                break
+            case .ping:
+                writeFrame(.ping, ByteBuffer(), context: context)
+                context.flush()
+            case .close:
+                failConnection(code: WebSocketCloseCode.goingAway, reason: "Idle timeout", context: context)
+                return
+            }
+            scheduleKeepalive(context: context)
+        }
     }
 
     private func receivedText(_ text: ByteBuffer, context: ChannelHandlerContext) {

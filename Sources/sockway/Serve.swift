@@ -43,6 +43,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("compression-mem-level"), help: "zlib memLevel of per-connection compressors (1-9).")
     var compressionMemLevel = 8
 
+    @Option(name: .customLong("ws-ping-interval"), help: "Seconds between server pings on WebSocket connections (default: none).")
+    var wsPingInterval: Double?
+
+    @Option(name: .customLong("ws-idle-timeout"), help: "Close a WebSocket after this many seconds without a frame from the client (default: never).")
+    var wsIdleTimeout: Double?
+
     enum CompressionMode: String, ExpressibleByArgument, CaseIterable {
         case perConnection = "per-connection"
         case shared
@@ -56,6 +62,9 @@ struct Serve: AsyncParsableCommand {
         guard maxMessageBytes > 0 && maxMessageBytes <= Int(UInt32.max) else { throw ValidationError("--max-message-bytes must be 1...4294967295") }
         guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9...15") }
         guard (1...9).contains(compressionMemLevel) else { throw ValidationError("--compression-mem-level must be 1...9") }
+        for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
+            throw ValidationError("--ws-ping-interval and --ws-idle-timeout must be between 0 and 86400 seconds")
+        }
     }
 
     func run() async throws {
@@ -77,7 +86,9 @@ struct Serve: AsyncParsableCommand {
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
             disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
             maxMessageBytes: maxMessageBytes,
-            compression: deflate
+            compression: deflate,
+            webSocketPingInterval: wsPingInterval.map { .nanoseconds(Int64($0 * 1e9)) },
+            webSocketIdleTimeout: wsIdleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }
         )
         var configuration = SockwayConfiguration(host: host, port: port, clientScriptURL: sockjsURL)
         if let threads { configuration.eventLoopThreads = threads }

@@ -294,3 +294,53 @@ extension InMemoryConnection {
         #expect(sockway == nil)
     }
 }
+
+@Suite struct WebSocketKeepaliveTransportTests {
+    // Configured pings go out on both URLs at the interval; the connection stays open while the
+    // client answers.
+    @Test(arguments: ["/echo/websocket", "/echo/000/k1/websocket"])
+    func serverPingsAtTheInterval(path: String) throws {
+        var options = SockwayEndpointOptions()
+        options.webSocketPingInterval = .seconds(10)
+        let server = InMemoryServer(options: options)
+        let connection = try server.connect()
+        _ = try connection.upgrade(path)
+        _ = try connection.readFrames()
+        server.advance(by: .seconds(9))
+        #expect(try connection.readFrames().isEmpty)
+        server.advance(by: .seconds(1))
+        #expect(try connection.readFrames().map(\.opcode) == [0x9])
+        try connection.sendFrame(opcode: 0xA, [])
+        server.advance(by: .seconds(10))
+        #expect(try connection.readFrames().map(\.opcode) == [0x9])
+        #expect(connection.isActive)
+    }
+
+    // A client that sends nothing for the idle timeout is closed with 1001, and its session ends.
+    @Test func idleClientIsClosed() throws {
+        var options = SockwayEndpointOptions()
+        options.webSocketIdleTimeout = .seconds(30)
+        let server = InMemoryServer(options: options)
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/websocket")
+        server.advance(by: .seconds(20))
+        try connection.sendText("still here")
+        #expect(try connection.readFrames().map(\.text) == ["still here"])
+        server.advance(by: .seconds(29))
+        #expect(try connection.readFrames().isEmpty)
+        server.advance(by: .seconds(1))
+        let frames = try connection.readFrames()
+        #expect(frames.map(\.closeCode) == [1001])
+        #expect(frames.first.map { String(decoding: $0.payload.dropFirst(2), as: UTF8.self) } == "Idle timeout")
+    }
+
+    // Without either setting, nothing is scheduled: an idle connection gets no frames, ever.
+    @Test func noKeepaliveByDefault() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/websocket")
+        server.advance(by: .seconds(3600))
+        #expect(try connection.readFrames().isEmpty)
+        #expect(connection.isActive)
+    }
+}
