@@ -13,6 +13,10 @@ public struct BenchOptions: Sendable {
     public var serverName: String?
     /// The `sockway` executable that serves when no target is given (default: this process's own).
     public var serverExecutable: String?
+    /// CPUs the started server may run on (`taskset -c` syntax, e.g. `0`); `nil` for any.
+    public var serverCPUs: String?
+    /// Event loop threads of the started server; `nil` for its default (one per core).
+    public var serverThreads: Int?
     public var transports: [BenchTransport] = BenchTransport.allCases
     public var scenarios: [BenchScenario] = BenchScenario.allCases
     /// Sessions per run.
@@ -53,7 +57,7 @@ public struct BenchRunner: Sendable {
         var options = self.options
         var server: Process?
         if options.target == nil {
-            let (process, url) = try await Self.startServer(executable: options.serverExecutable)
+            let (process, url) = try await Self.startServer(executable: options.serverExecutable, cpus: options.serverCPUs, threads: options.serverThreads)
             server = process
             options.target = url
             options.serverPID = process.processIdentifier
@@ -104,11 +108,21 @@ public struct BenchRunner: Sendable {
     }
 
     /// Starts `sockway serve` on a free loopback port; returns once it accepts connections.
-    static func startServer(executable: String?) async throws -> (Process, String) {
+    static func startServer(executable: String?, cpus: String?, threads: Int?) async throws -> (Process, String) {
         let port = try freePort()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable ?? "/proc/self/exe")
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port)]
+        // Resolved now: under taskset, /proc/self/exe would name taskset.
+        let binary = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var arguments = ["serve", "--host", "127.0.0.1", "--port", String(port)]
+        if let threads { arguments += ["--threads", String(threads)] }
+        if let cpus {
+            // taskset execs the server, so the PID is the server's.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", cpus, binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -263,32 +277,41 @@ struct Run: Sendable {
             return (outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options), sessions)
         case .throughput:
             // Rates rise 4× per step until one fails (under 95% delivered, or p99 over the limit);
-            // then one step halfway (2×) between the last that passed and the first that failed.
+            // then three geometric bisections of the last bracket (a resolution of 4^(1/8) ≈ 1.19×).
             var best: TransportResult?
             var firstFailure: TransportResult?
+            var passedRate = 0.0
+            var failedRate = 0.0
             var rate = options.throughputStartRate
-            var step = 4.0
-            for _ in 0..<10 {
+            for _ in 0..<8 {
                 let (result, passed) = await throughputStep(transport, sessions: sessions, rate: rate, errors: errors.count)
                 if passed {
                     best = result
-                } else if firstFailure == nil {
-                    firstFailure = result
-                }
-                if !passed, step == 2 || best == nil { break }
-                if !passed {
-                    // An overloaded step can leave sessions backlogged or closed (a full queue closes
-                    // with 1013): the halfway step starts on fresh ones.
-                    for session in sessions { session.close() }
-                    try await Task.sleep(for: .milliseconds(500))
-                    (sessions, errors) = await connect(transport, path: path, count: options.clients)
-                    guard !sessions.isEmpty else { break }
-                    step = 2
-                    rate /= 2
+                    passedRate = rate
+                    rate *= 4
                     continue
                 }
-                if step == 2 { break }
-                rate *= step
+                firstFailure = firstFailure ?? result
+                failedRate = rate
+                break
+            }
+            if best != nil, failedRate > 0 {
+                for _ in 0..<3 {
+                    // An overloaded step can leave sessions backlogged or closed (a full queue closes
+                    // with 1013): each step after a failure starts on fresh sessions.
+                    for session in sessions { session.close() }
+                    try await Task.sleep(for: .milliseconds(300))
+                    (sessions, errors) = await connect(transport, path: path, count: options.clients)
+                    guard !sessions.isEmpty else { break }
+                    let middle = (passedRate * failedRate).squareRoot()
+                    let (result, passed) = await throughputStep(transport, sessions: sessions, rate: middle, errors: errors.count)
+                    if passed {
+                        best = result
+                        passedRate = middle
+                    } else {
+                        failedRate = middle
+                    }
+                }
             }
             guard var best else {
                 var failed = firstFailure!

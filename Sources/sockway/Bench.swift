@@ -25,6 +25,12 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("server-name"), help: "What the report calls the server.")
     var serverName: String?
 
+    @Option(name: .customLong("server-cpus"), help: "Run the started server on these CPUs (taskset -c syntax, e.g. 0).")
+    var serverCPUs: String?
+
+    @Option(name: .customLong("server-threads"), help: "Event loop threads of the started server (default: one per core).")
+    var serverThreads: Int?
+
     @Option(help: "Comma-separated transports (default: all seven).")
     var transports: String?
 
@@ -72,6 +78,8 @@ struct Bench: AsyncParsableCommand {
         options.target = target.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         options.serverPID = serverPID
         options.serverName = serverName
+        options.serverCPUs = serverCPUs
+        options.serverThreads = serverThreads
         if let transports {
             options.transports = try transports.split(separator: ",").map { name in
                 guard let transport = BenchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
