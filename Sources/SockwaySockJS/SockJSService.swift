@@ -292,10 +292,12 @@ public struct SockJSServiceRules: Sendable {
         if transport.role == .sender(.jsonp),
             let contentType, contentType.lowercased().hasPrefix("application/x-www-form-urlencoded")
         {
-            guard let d = SockJSQuery.value(named: "d", in: String(buffer: body), form: true), !d.isEmpty else {
-                throw .payloadExpected
+            let d = body.withUnsafeReadableBytes { SockJSQuery.formValue(named: "d", in: $0) }
+            guard let d, !d.isEmpty else { throw .payloadExpected }
+            let result: Result<[String], SockJSPayloadError> = d.withUnsafeBytes { bytes in
+                do throws(SockJSPayloadError) { return .success(try SockJSPayload.parseArray(bytes)) } catch { return .failure(error) }
             }
-            return try SockJSPayload.parseArray(ByteBuffer(string: d))
+            return try result.get()
         }
         return try SockJSPayload.parseArray(body)
     }

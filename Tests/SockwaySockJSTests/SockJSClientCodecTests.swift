@@ -101,3 +101,32 @@ struct SockJSClientPayloadTests {
         #expect(String(buffer: buffer) == "d=%5B%22a%20b%22%2C%22%C3%A9%26%3D%22%5D")
     }
 }
+
+@Suite("Query: form bodies on bytes (jsonp_send)")
+struct SockJSFormValueTests {
+    private func value(_ body: String) -> String? {
+        var body = body
+        return body.withUTF8 { SockJSQuery.formValue(named: "d", in: UnsafeRawBufferPointer($0)) }.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test func findsAndDecodesTheValue() {
+        #expect(value("d=%5B%22a%20b%22%5D") == #"["a b"]"#)
+        #expect(value("x=1&d=a+b&d=second") == "a b")
+        #expect(value("dd=1&d=%C3%A9") == "é")
+        #expect(value("d=") == "")
+        #expect(value("d") == "")
+        #expect(value("x=1") == nil)
+        #expect(value("") == nil)
+        #expect(value("d=%zz%") == "%zz%")  // malformed escapes stay as they came
+    }
+
+    // The byte path and the string path agree on what the client sends.
+    @Test func agreesWithTheClientEncoding() throws {
+        let messages = ["x", "a b+c", "%25", "\u{1F600}", "&=;", "</script>"]
+        var body = ByteBuffer()
+        SockJSClientPayload.writeForm(messages, into: &body)
+        let decoded = try #require(body.withUnsafeReadableBytes { SockJSQuery.formValue(named: "d", in: $0) })
+        let parsed = try decoded.withUnsafeBytes { try SockJSPayload.parseArray($0) }
+        #expect(parsed == messages)
+    }
+}
