@@ -36,7 +36,7 @@ public struct BenchOptions: Sendable {
     /// Throughput: a step passes while its p99 stays under this (milliseconds) and 95% of messages arrive.
     public var latencyLimit = 100.0
     /// Throughput: measured seconds per step.
-    public var stepDuration = 1.0
+    public var stepDuration = 0.5
     public var echoPath = "/echo"
     public var broadcastPath = "/chat"
 
@@ -324,7 +324,7 @@ struct Run: Sendable {
     }
 
     private func throughputStep(_ transport: BenchTransport, sessions: [SockwayClientSession], rate: Double, errors: Int) async -> (TransportResult, Bool) {
-        let outcome = await openLoop(transport, .throughput, receivers: sessions, senders: sessions, rate: rate, warmup: 0.25, duration: options.stepDuration)
+        let outcome = await openLoop(transport, .throughput, receivers: sessions, senders: sessions, rate: rate, warmup: 0.2, duration: options.stepDuration)
         let offered = rate * Double(sessions.count)
         let result = outcome.result(transport: transport, scenario: .throughput, clients: sessions.count, offered: offered, errors: errors, options: options)
         let expected = Double(outcome.sentInWindow)

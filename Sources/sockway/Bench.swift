@@ -56,7 +56,7 @@ struct Bench: AsyncParsableCommand {
     var duration = 2.0
 
     @Option(name: .customLong("step-duration"), help: "Measured seconds per throughput step.")
-    var stepDuration = 1.0
+    var stepDuration = 0.5
 
     @Option(name: .customLong("latency-limit"), help: "Throughput: p99 limit in milliseconds for a rate to count as sustained.")
     var latencyLimit = 100.0
