@@ -154,11 +154,11 @@ final class HTTPClientTransport: ClientTransportDriver {
         let path: String
         let contentType: String
         if kind == .jsonpPolling {
-            SockJSClientPayload.writeForm(batch, into: &body)
+            SockJSMessageArray.writeForm(batch, into: &body)
             path = sessionPath + "/jsonp_send"
             contentType = "application/x-www-form-urlencoded"
         } else {
-            SockJSClientPayload.writeArray(batch, into: &body)
+            SockJSMessageArray.writeArray(batch, into: &body)
             path = sessionPath + "/xhr_send"
             contentType = "text/plain;charset=UTF-8"
         }

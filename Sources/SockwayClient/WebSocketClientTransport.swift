@@ -156,7 +156,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
             // One frame per message, as sockjs-client sends them (its `send` takes one message).
             for message in messages {
                 var buffer = channel.allocator.buffer(capacity: message.utf8.count + 4)
-                SockJSClientPayload.writeArray(CollectionOfOne(message), into: &buffer)
+                SockJSMessageArray.writeArray(CollectionOfOne(message), into: &buffer)
                 write(buffer, on: channel)
             }
         }

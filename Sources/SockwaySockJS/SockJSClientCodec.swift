@@ -56,8 +56,9 @@ extension SockJSFrame {
     }
 }
 
-/// What a client sends: a JSON array of messages, in the wrapping each transport uses.
-public enum SockJSClientPayload {
+/// A JSON array of messages: the body of what clients send (in the wrapping each transport uses) and
+/// the inside of an `a` frame.
+public enum SockJSMessageArray {
     /// `["a","b"]`: the body of `xhr_send` and the text of a `websocket` message.
     public static func writeArray(_ messages: some Sequence<String>, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "["))
@@ -164,33 +165,12 @@ public struct SockJSBodyDecoder: Sendable {
         return line
     }
 
-    /// `%XX` sequences decoded; the buffer itself when it has none.
+    /// `%XX` sequences decoded; the buffer itself when it has none (or a malformed one).
     static func percentDecoded(_ line: ByteBuffer) -> ByteBuffer {
-        guard line.readableBytesView.contains(UInt8(ascii: "%")) else { return line }
-        func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        let bytes = Array(line.readableBytesView)
-        var out = ByteBuffer()
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2])
-            {
-                out.writeInteger(high << 4 | low)
-                index += 3
-            } else {
-                out.writeInteger(bytes[index])
-                index += 1
-            }
-        }
-        return out
+        guard line.readableBytesView.contains(UInt8(ascii: "%")),
+            let decoded = line.withUnsafeReadableBytes({ SockJSQuery.percentDecodeBytes($0, plusAsSpace: false) })
+        else { return line }
+        return ByteBuffer(bytes: decoded)
     }
 
     /// `callback("frame");` → the frame.

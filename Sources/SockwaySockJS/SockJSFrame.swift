@@ -51,14 +51,8 @@ public enum SockJSFrame: Hashable, Sendable {
         case .heartbeat:
             buffer.writeInteger(UInt8(ascii: "h"))
         case .messages(let messages):
-            buffer.writeStaticString("a[")
-            var first = true
-            for message in messages {
-                if !first { buffer.writeInteger(UInt8(ascii: ",")) }
-                first = false
-                SockJSJSON.writeQuoted(message, into: &buffer)
-            }
-            buffer.writeInteger(UInt8(ascii: "]"))
+            buffer.writeInteger(UInt8(ascii: "a"))
+            SockJSMessageArray.writeArray(messages, into: &buffer)
         case .close(let close):
             buffer.writeStaticString("c[")
             buffer.writeString(String(close.code))

@@ -59,22 +59,7 @@ public enum SockJSQuery {
         guard utf8.contains(UInt8(ascii: "%")) || (plusAsSpace && utf8.contains(UInt8(ascii: "+"))) else {
             return String(text)
         }
-        var out = [UInt8]()
-        out.reserveCapacity(utf8.count)
-        var index = 0
-        while index < utf8.count {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "%") {
-                guard index + 2 < utf8.count, let hi = hexValue(utf8[index + 1]), let lo = hexValue(utf8[index + 2])
-                else { return nil }
-                out.append(hi << 4 | lo)
-                index += 3
-            } else {
-                out.append(plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
-                index += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return utf8.withUnsafeBytes { percentDecodeBytes($0, plusAsSpace: plusAsSpace) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

@@ -86,18 +86,18 @@ struct SockJSBodyDecoderTests {
     }
 }
 
-@Suite("Client side: send payloads")
-struct SockJSClientPayloadTests {
+@Suite("Message arrays: what clients send")
+struct SockJSMessageArrayTests {
     @Test func arrayIsWhatTheServerParses() throws {
         let messages = ["x", "\"quoted\"", "\u{0}", "\u{1F600}", ""]
         var buffer = ByteBuffer()
-        SockJSClientPayload.writeArray(messages, into: &buffer)
+        SockJSMessageArray.writeArray(messages, into: &buffer)
         #expect(try SockJSPayload.parseArray(buffer) == messages)
     }
 
     @Test func formEncodesTheArray() {
         var buffer = ByteBuffer()
-        SockJSClientPayload.writeForm(["a b", "é&="], into: &buffer)
+        SockJSMessageArray.writeForm(["a b", "é&="], into: &buffer)
         #expect(String(buffer: buffer) == "d=%5B%22a%20b%22%2C%22%C3%A9%26%3D%22%5D")
     }
 }
@@ -124,7 +124,7 @@ struct SockJSFormValueTests {
     @Test func agreesWithTheClientEncoding() throws {
         let messages = ["x", "a b+c", "%25", "\u{1F600}", "&=;", "</script>"]
         var body = ByteBuffer()
-        SockJSClientPayload.writeForm(messages, into: &body)
+        SockJSMessageArray.writeForm(messages, into: &body)
         let decoded = try #require(body.withUnsafeReadableBytes { SockJSQuery.formValue(named: "d", in: $0) })
         let parsed = try decoded.withUnsafeBytes { try SockJSPayload.parseArray($0) }
         #expect(parsed == messages)
