@@ -55,6 +55,20 @@ package final class InboundQueue: Sendable {
         waiter?.resume(returning: nil)
     }
 
+    /// Everything buffered, at most `limit` messages, in one lock; waits for at least one. `nil` once
+    /// finished and drained. One wake-up per batch instead of one per message.
+    package func nextBatch(limit: Int) async -> [String]? {
+        let ready = state.withLockedValue { state -> [String]?? in
+            if state.buffer.isEmpty { return state.finished ? .some(nil) : nil }
+            return .some(state.popBatch(limit: limit))
+        }
+        if let ready { return ready }
+        guard let first = await next() else { return nil }
+        var batch = [first]
+        batch += state.withLockedValue { $0.popBatch(limit: limit - 1) }
+        return batch
+    }
+
     package func next() async -> String? {
         if let ready = state.withLockedValue({ $0.popReady() }) {
             return ready
@@ -72,6 +86,16 @@ package final class InboundQueue: Sendable {
 
 extension InboundQueue.State {
     /// The next element if one is ready (`.some(nil)` once finished and drained), `nil` to wait.
+    fileprivate mutating func popBatch(limit: Int) -> [String] {
+        var batch: [String] = []
+        batch.reserveCapacity(min(limit, buffer.count))
+        while batch.count < limit, let next = buffer.popFirst() {
+            bytes -= next.utf8.count
+            batch.append(next)
+        }
+        return batch
+    }
+
     fileprivate mutating func popReady() -> String?? {
         if let first = buffer.popFirst() {
             bytes -= first.utf8.count

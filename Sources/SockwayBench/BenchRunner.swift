@@ -416,16 +416,17 @@ struct Run: Sendable {
             for session in receivers {
                 group.addTask {
                     var received = Received()
-                    var iterator = session.messages.makeAsyncIterator()
-                    while let message = await iterator.next() {
+                    receiving: while let batch = await session.nextBatch() {
                         let now = NIODeadline.now()
-                        guard let intended = BenchMessage.intended(message) else {
-                            if message.hasPrefix(BenchMessage.endMarker) { break }
-                            continue
-                        }
-                        if window.contains(intended) {
-                            _ = received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
-                            received.count += 1
+                        for message in batch {
+                            guard let intended = BenchMessage.intended(message) else {
+                                if message.hasPrefix(BenchMessage.endMarker) { break receiving }
+                                continue
+                            }
+                            if window.contains(intended) {
+                                _ = received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
+                                received.count += 1
+                            }
                         }
                         if now > drainLimit { break }
                     }

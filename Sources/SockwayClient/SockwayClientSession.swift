@@ -38,6 +38,13 @@ public final class SockwayClientSession: Sendable {
     /// Messages from the server, in order. Ends when the session closes.
     public var messages: SockwayClientMessages { SockwayClientMessages(queue: inbound) }
 
+    /// The messages that have arrived and not been read yet, at most `limit`, in order; waits for at
+    /// least one. `nil` once the session has closed and everything was read. For consumers that keep
+    /// up with high rates: one wake-up per batch rather than per message. Do not mix with `messages`.
+    public func nextBatch(limit: Int = 1024) async -> [String]? {
+        await inbound.nextBatch(limit: max(1, limit))
+    }
+
     /// Sends a message. Over HTTP transports, messages sent while a send request is in flight go
     /// together in the next one. After the session closed, messages are dropped.
     public func send(_ message: String) {

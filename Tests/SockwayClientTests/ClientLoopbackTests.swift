@@ -154,6 +154,23 @@ func expectSame(_ received: [String], _ expected: [String], sourceLocation: Sour
         }
     }
 
+    // Batches hand over everything that has arrived, in order, and end with the session.
+    @Test func batchesKeepOrderAndEnd() async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(to: "http://127.0.0.1:\(port)/echo", configuration: .init(transports: [.xhrPolling]))
+            let sent = (0..<500).map(String.init)
+            session.send(contentsOf: sent)
+            var received: [String] = []
+            while received.count < sent.count, let batch = await session.nextBatch(limit: 64) {
+                #expect(batch.count <= 64 && !batch.isEmpty)
+                received += batch
+            }
+            #expect(received == sent)
+            session.close()
+            #expect(await session.nextBatch() == nil)
+        }
+    }
+
     @Test func nothingListeningFailsEveryTransport() async throws {
         await #expect(throws: (any Error).self) {
             _ = try await SockwayClient.connect(
