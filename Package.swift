@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "SockwayAsync",
                 "SockwaySockJS",
+                "SockwayWebSocket",
                 "SockwayZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

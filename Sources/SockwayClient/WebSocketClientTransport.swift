@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import SockwaySockJS
+import SockwayWebSocket
 import SockwayZlib
 
 /// The WebSocket transports: SockJS frames in text messages (`websocket`), or plain messages (the raw
@@ -24,6 +25,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
     private var stopped = false
     fileprivate var upgraded = false
     private var maskKeys = MaskKeySource()
+    private var sink: FrameSink?
 
     static let deflateOffer = "permessage-deflate; client_max_window_bits"
 
@@ -66,6 +68,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TrafficCountingHandler(meter: meter))
+                    try sync.addHandler(FrameSink())
                     // Bytes after the 101 (the server's first frames can share its packet) go to the
                     // WebSocket decoder rather than being dropped.
                     try sync.addHTTPClientHandlers(
@@ -82,6 +85,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 case .success(let channel):
                     guard !self.stopped else { return channel.close(promise: nil) }
                     self.channel = channel
+                    self.sink = try? channel.pipeline.syncOperations.handler(type: FrameSink.self)
                     self.sendHandshake(on: channel)
                 case .failure(let error):
                     self.core?.fail(error)
@@ -163,13 +167,23 @@ final class WebSocketClientTransport: ClientTransportDriver {
         channel.flush()
     }
 
+    /// Data frames are built here, masked a word at a time, and written through the sink ahead of NIO's
+    /// encoder (which masks a byte at a time); control frames take NIO's encoder.
     private func write(_ payload: ByteBuffer, on channel: any Channel) {
-        var frame = WebSocketFrame(fin: true, opcode: .text, maskKey: maskKeys.next(), data: payload)
-        if let deflate, let compressed = try? deflate.compress(payload, allocator: channel.allocator) {
-            frame.data = compressed
-            frame.rsv1 = true
+        var data = payload
+        var compressed = false
+        if let deflate, let deflated = try? deflate.compress(payload, allocator: channel.allocator) {
+            data = deflated
+            compressed = true
         }
-        channel.write(frame, promise: nil)
+        let frame = WebSocketFrameWriter.maskedFrame(
+            opcode: .text,
+            rsv1: compressed,
+            payload: data,
+            maskKey: maskKeys.next(),
+            allocator: channel.allocator
+        )
+        sink?.context?.write(NIOAny(frame), promise: nil)
     }
 
     fileprivate func writeControl(_ frame: WebSocketFrame) {
@@ -220,6 +234,16 @@ struct MaskKeySource {
         }
         return WebSocketMaskingKey(pool[index..<index + 4])!
     }
+}
+
+/// Just after the traffic counter: what the transport writes through its context reaches the socket
+/// without passing NIO's WebSocket encoder.
+final class FrameSink: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    private(set) var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 }
 
 /// Last in the pipeline: reports a handshake that fails (a refused upgrade, the connection dropped)

@@ -142,6 +142,46 @@ public enum WebSocketFrameWriter {
         return frame
     }
 
+    /// A client frame (RFC 6455 §5.3): header, masking key, and the payload masked eight bytes at a
+    /// time, in one new buffer.
+    public static func maskedFrame(
+        opcode: WebSocketOpcode,
+        fin: Bool = true,
+        rsv1: Bool = false,
+        payload: ByteBuffer,
+        maskKey: WebSocketMaskingKey,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let length = payload.readableBytes
+        let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
+        var first = UInt8(webSocketOpcode: opcode)
+        if fin { first |= 0x80 }
+        if rsv1 { first |= 0x40 }
+        var frame = allocator.buffer(capacity: headerLength + 4 + length)
+        frame.moveWriterIndex(forwardBy: headerLength)
+        writeHeader(first: first, length: length, into: &frame, at: 0)
+        frame.setInteger(frame.getInteger(at: 1, as: UInt8.self)! | 0x80, at: 1)
+        frame.writeBytes(maskKey)
+        let key = UInt32(maskKey[0]) | UInt32(maskKey[1]) << 8 | UInt32(maskKey[2]) << 16 | UInt32(maskKey[3]) << 24
+        let wideKey = (UInt64(key) | UInt64(key) << 32).littleEndian
+        payload.withUnsafeReadableBytes { source in
+            _ = frame.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { target in
+                var index = 0
+                while index + 8 <= length {
+                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    target.storeBytes(of: word ^ wideKey, toByteOffset: index, as: UInt64.self)
+                    index += 8
+                }
+                while index < length {
+                    target[index] = source[index] ^ maskKey[index & 3]
+                    index += 1
+                }
+                return length
+            }
+        }
+        return frame
+    }
+
     private static func writeHeader(first: UInt8, length: Int, into buffer: inout ByteBuffer, at index: Int) {
         buffer.setInteger(first, at: index)
         if length < 126 {

@@ -142,6 +142,20 @@ struct WebSocketFrameWriterTests {
         #expect(inPlace.readableBytes == headerLength + length)
     }
 
+    // A client frame: mask bit and key in the header, payload masked; the reader gets it back.
+    @Test(arguments: [0, 5, 125, 126, 70000])
+    func maskedFramesReadBack(length: Int) throws {
+        let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let key: WebSocketMaskingKey = [0x9A, 0x01, 0xFF, 0x42]
+        let frame = WebSocketFrameWriter.maskedFrame(opcode: .binary, rsv1: true, payload: ByteBuffer(bytes: payload), maskKey: key, allocator: .init())
+        #expect(Array(frame.readableBytesView) == clientFrame(0x2, payload, rsv1: true, key: Array(key)))
+        var reader = WebSocketFrameReader(maxFrameSize: 1 << 20)
+        reader.append(frame)
+        let read = try #require(try reader.next())
+        #expect(read.maskKey == key && read.rsv1)
+        #expect(Array(read.fastUnmaskedData.readableBytesView) == payload)
+    }
+
     @Test func setsRSV1AndFin() {
         let frame = WebSocketFrameWriter.frame(opcode: .binary, fin: false, rsv1: true, payload: ByteBuffer(bytes: [1]), allocator: .init())
         #expect(Array(frame.readableBytesView) == [0x42, 0x01, 0x01])
