@@ -162,24 +162,34 @@ public enum WebSocketFrameWriter {
         writeHeader(first: first, length: length, into: &frame, at: 0)
         frame.setInteger(frame.getInteger(at: 1, as: UInt8.self)! | 0x80, at: 1)
         frame.writeBytes(maskKey)
+        appendMasked(payload, key: maskKey, to: &frame)
+        return frame
+    }
+
+    /// Appends `source` XORed with the repeating four-byte `key` (masking and unmasking are the same
+    /// operation), eight bytes at a time.
+    static func appendMasked(_ source: ByteBuffer, key maskKey: WebSocketMaskingKey, to output: inout ByteBuffer) {
+        let count = source.readableBytes
+        guard count > 0 else { return }
+        // Little-endian loads put key byte 0 on the first byte; the mask repeats every 4, so every
+        // 8-byte word starting at a multiple of 4 takes the same wide key.
         let key = UInt32(maskKey[0]) | UInt32(maskKey[1]) << 8 | UInt32(maskKey[2]) << 16 | UInt32(maskKey[3]) << 24
         let wideKey = (UInt64(key) | UInt64(key) << 32).littleEndian
-        payload.withUnsafeReadableBytes { source in
-            _ = frame.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { target in
+        source.withUnsafeReadableBytes { source in
+            _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 var index = 0
-                while index + 8 <= length {
+                while index + 8 <= count {
                     let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                     target.storeBytes(of: word ^ wideKey, toByteOffset: index, as: UInt64.self)
                     index += 8
                 }
-                while index < length {
+                while index < count {
                     target[index] = source[index] ^ maskKey[index & 3]
                     index += 1
                 }
-                return length
+                return count
             }
         }
-        return frame
     }
 
     private static func writeHeader(first: UInt8, length: Int, into buffer: inout ByteBuffer, at index: Int) {
@@ -200,29 +210,9 @@ extension WebSocketFrame {
     /// The payload unmasked, eight bytes at a time (NIO's `unmaskedData` goes byte by byte).
     public var fastUnmaskedData: ByteBuffer {
         guard let maskKey else { return data }
-        let count = data.readableBytes
-        var output = ByteBuffer()
-        guard count > 0 else { return output }
-        output = ByteBufferAllocator().buffer(capacity: count)
-        let key = UInt32(maskKey[0]) | UInt32(maskKey[1]) << 8 | UInt32(maskKey[2]) << 16 | UInt32(maskKey[3]) << 24
-        let wideKey = UInt64(key) | UInt64(key) << 32
-        _ = data.withUnsafeReadableBytes { source in
-            output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-                var index = 0
-                while index + 8 <= count {
-                    // Little-endian loads put key byte 0 on the first byte; the mask repeats every 4,
-                    // so every 8-byte word starting at a multiple of 4 takes the same wide key.
-                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    target.storeBytes(of: word ^ wideKey.littleEndian, toByteOffset: index, as: UInt64.self)
-                    index += 8
-                }
-                while index < count {
-                    target[index] = source[index] ^ maskKey[index & 3]
-                    index += 1
-                }
-                return count
-            }
-        }
+        guard data.readableBytes > 0 else { return ByteBuffer() }
+        var output = ByteBufferAllocator().buffer(capacity: data.readableBytes)
+        WebSocketFrameWriter.appendMasked(data, key: maskKey, to: &output)
         return output
     }
 }
