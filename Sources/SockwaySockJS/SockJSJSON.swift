@@ -44,6 +44,19 @@ public enum SockJSJSON {
 
     /// Appends the UTF-8 text in `utf8` as a quoted JSON string literal.
     public static func writeQuoted(utf8: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, htmlSafe: Bool = false) {
+        // Most messages need no escape at all: one bounds-checked write of quote, bytes, quote.
+        if isPlain(utf8, htmlSafe: htmlSafe) {
+            let count = utf8.count
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 2) { out in
+                out[0] = UInt8(ascii: "\"")
+                if count > 0 {
+                    out.baseAddress!.advanced(by: 1).copyMemory(from: utf8.baseAddress!, byteCount: count)
+                }
+                out[count + 1] = UInt8(ascii: "\"")
+                return count + 2
+            }
+            return
+        }
         buffer.reserveCapacity(minimumWritableBytes: utf8.count + 2)
         buffer.writeInteger(UInt8(ascii: "\""))
         var runStart = 0
@@ -117,6 +130,24 @@ public enum SockJSJSON {
         }
         flush(utf8, from: runStart, to: count, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Whether no byte of `utf8` needs escaping (conservatively: any byte ≥ 0x80 says no).
+    @inline(__always)
+    static func isPlain(_ utf8: UnsafeRawBufferPointer, htmlSafe: Bool) -> Bool {
+        let count = utf8.count
+        var index = 0
+        while index + 8 <= count {
+            guard isPlainWord(utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self), htmlSafe: htmlSafe) else { return false }
+            index += 8
+        }
+        while index < count {
+            let byte = utf8[index]
+            if byte >= 0x80 || byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            if htmlSafe && (byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") || byte == UInt8(ascii: "&")) { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Whether none of the eight bytes needs escaping or a closer look (SWAR: no byte ≥ 0x80,

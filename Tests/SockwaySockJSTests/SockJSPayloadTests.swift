@@ -209,6 +209,29 @@ struct SockJSPayloadRoundTripTests {
         }
     }
 
+    @Test(arguments: [#"\""#, #"\\"#, #"\n"#, #"\u00e9"#, "é", "😀"])
+    func escapeAtEveryOffsetOfAWordIsDecoded(_ escaped: String) {
+        // The parser skips eight plain bytes at a time; an escape at any offset still stops it.
+        let decoded = try! #require(try? SockJSPayload.parseArray(ByteBuffer(string: "[\"" + escaped + "\"]")).first)
+        for length in 0..<20 {
+            for offset in 0...length {
+                let head = String(repeating: "a", count: offset)
+                let tail = String(repeating: "b", count: length - offset)
+                #expect(parseArray("[\"" + head + escaped + tail + "\"]") == .success([head + decoded + tail]))
+            }
+        }
+    }
+
+    @Test func rawControlByteAtEveryOffsetOfAWordIsBrokenJSON() {
+        for length in 1..<20 {
+            for offset in 0..<length {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                bytes[offset] = 0x1F
+                #expect(parseArray("[\"" + String(decoding: bytes, as: UTF8.self) + "\"]") == .failure(.brokenJSON))
+            }
+        }
+    }
+
     @Test func aFrameOfManyMessagesParsesBackToTheSameMessages() {
         // The body of an `a` frame is a JSON array of the original messages.
         let messages = Self.hostileMessages
