@@ -25,7 +25,8 @@ final class WebSocketClientTransport: ClientTransportDriver {
     private var stopped = false
     fileprivate var upgraded = false
     private var maskKeys = MaskKeySource()
-    private var sink: FrameSink?
+    /// Where each outgoing message is built before it is masked into the batch's buffer.
+    private var scratch = ByteBuffer()
 
     static let deflateOffer = "permessage-deflate; client_max_window_bits"
 
@@ -43,20 +44,18 @@ final class WebSocketClientTransport: ClientTransportDriver {
     func start() {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let maxFrame = configuration.maxMessageBytes
-        let upgrader = NIOWebSocketClientUpgrader(
-            maxFrameSize: maxFrame,
-            automaticErrorHandling: false,
-            upgradePipelineHandler: { channel, response in
-                channel.eventLoop.makeCompletedFuture {
-                    let transport = bound.value
-                    transport.upgraded = true
-                    if transport.configuration.webSocketCompression {
-                        transport.deflate = try ClientDeflate(responseHeader: response.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
-                    }
-                    // After NIO's frame decoder, which the upgrader has just appended.
-                    try channel.pipeline.syncOperations.addHandler(WebSocketClientHandler(transport: transport, maxMessageBytes: maxFrame))
-                    transport.opened()
+        let upgrader = ClientWebSocketUpgrader(
+            handshake: NIOWebSocketClientUpgrader(maxFrameSize: maxFrame, automaticErrorHandling: false, upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeSucceededVoidFuture()
+            }),
+            install: { channel, response in
+                let transport = bound.value
+                transport.upgraded = true
+                if transport.configuration.webSocketCompression {
+                    transport.deflate = try ClientDeflate(responseHeader: response.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
                 }
+                try channel.pipeline.syncOperations.addHandler(WebSocketClientHandler(transport: transport, maxMessageBytes: maxFrame))
+                transport.opened()
             }
         )
         let meter = self.meter
@@ -68,9 +67,8 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TrafficCountingHandler(meter: meter))
-                    try sync.addHandler(FrameSink())
                     // Bytes after the 101 (the server's first frames can share its packet) go to the
-                    // WebSocket decoder rather than being dropped.
+                    // WebSocket handler rather than being dropped.
                     try sync.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
@@ -85,7 +83,6 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 case .success(let channel):
                     guard !self.stopped else { return channel.close(promise: nil) }
                     self.channel = channel
-                    self.sink = try? channel.pipeline.syncOperations.handler(type: FrameSink.self)
                     self.sendHandshake(on: channel)
                 case .failure(let error):
                     self.core?.fail(error)
@@ -150,44 +147,36 @@ final class WebSocketClientTransport: ClientTransportDriver {
             core?.end(ClientSessionCore.sendBufferFull, polite: false)
             return
         }
-        if raw {
-            for message in messages {
-                var buffer = channel.allocator.buffer(capacity: message.utf8.count)
-                buffer.writeString(message)
-                write(buffer, on: channel)
+        // Every message is its own frame (sockjs-client's `send` takes one message); the batch's frames
+        // go out in one buffer and one write.
+        var batch = channel.allocator.buffer(capacity: messages.count * 80)
+        for message in messages {
+            scratch.clear()
+            if raw {
+                scratch.writeString(message)
+            } else {
+                SockJSMessageArray.writeArray(CollectionOfOne(message), into: &scratch)
             }
+            appendFrame(.text, payload: scratch, to: &batch, allocator: channel.allocator)
+        }
+        channel.writeAndFlush(batch, promise: nil)
+    }
+
+    /// Frames are masked a word at a time (RFC 6455 §5.3), compressed first when deflate was agreed.
+    private func appendFrame(_ opcode: WebSocketOpcode, payload: ByteBuffer, to output: inout ByteBuffer, allocator: ByteBufferAllocator) {
+        if opcode == .text, let deflate, let deflated = try? deflate.compress(payload, allocator: allocator) {
+            WebSocketFrameWriter.appendMaskedFrame(opcode: opcode, rsv1: true, payload: deflated, maskKey: maskKeys.next(), to: &output)
         } else {
-            // One frame per message, as sockjs-client sends them (its `send` takes one message).
-            for message in messages {
-                var buffer = channel.allocator.buffer(capacity: message.utf8.count + 4)
-                SockJSMessageArray.writeArray(CollectionOfOne(message), into: &buffer)
-                write(buffer, on: channel)
-            }
+            WebSocketFrameWriter.appendMaskedFrame(opcode: opcode, payload: payload, maskKey: maskKeys.next(), to: &output)
         }
-        channel.flush()
     }
 
-    /// Data frames are built here, masked a word at a time, and written through the sink ahead of NIO's
-    /// encoder (which masks a byte at a time); control frames take NIO's encoder.
-    private func write(_ payload: ByteBuffer, on channel: any Channel) {
-        var data = payload
-        var compressed = false
-        if let deflate, let deflated = try? deflate.compress(payload, allocator: channel.allocator) {
-            data = deflated
-            compressed = true
-        }
-        let frame = WebSocketFrameWriter.maskedFrame(
-            opcode: .text,
-            rsv1: compressed,
-            payload: data,
-            maskKey: maskKeys.next(),
-            allocator: channel.allocator
-        )
-        sink?.context?.write(NIOAny(frame), promise: nil)
-    }
-
-    fileprivate func writeControl(_ frame: WebSocketFrame) {
-        channel?.writeAndFlush(frame, promise: nil)
+    /// A control frame (pong, close), flushed at once.
+    fileprivate func writeControl(_ opcode: WebSocketOpcode, payload: ByteBuffer) -> EventLoopFuture<Void>? {
+        guard let channel else { return nil }
+        var frame = channel.allocator.buffer(capacity: payload.readableBytes + 6)
+        appendFrame(opcode, payload: payload, to: &frame, allocator: channel.allocator)
+        return channel.writeAndFlush(frame)
     }
 
     func stop(polite: Bool) {
@@ -197,13 +186,36 @@ final class WebSocketClientTransport: ClientTransportDriver {
         if polite, upgraded, channel.isActive {
             var data = channel.allocator.buffer(capacity: 2)
             data.writeInteger(UInt16(1000))
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)).assumeIsolated().whenComplete { _ in
+            writeControl(.connectionClose, payload: data)?.assumeIsolated().whenComplete { _ in
                 // Give the server a moment to answer, then drop the connection either way.
                 channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
             }
         } else {
             channel.close(promise: nil)
         }
+    }
+}
+
+/// The handshake's checks are NIO's (`Sec-WebSocket-Key` and `-Accept`); after the 101 the connection
+/// gets Sockway's own frame reading and writing instead of NIO's frame decoder and encoder.
+struct ClientWebSocketUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
+    let handshake: NIOWebSocketClientUpgrader
+    let install: @Sendable (any Channel, HTTPResponseHead) throws -> Void
+
+    var supportedProtocol: String { handshake.supportedProtocol }
+    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
+
+    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {
+        handshake.addCustom(upgradeRequestHeaders: &upgradeRequestHeaders)
+    }
+
+    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool {
+        handshake.shouldAllowUpgrade(upgradeResponse: upgradeResponse)
+    }
+
+    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
+        let channel = context.channel
+        return context.eventLoop.makeCompletedFuture { try install(channel, upgradeResponse) }
     }
 }
 
@@ -236,16 +248,6 @@ struct MaskKeySource {
     }
 }
 
-/// Just after the traffic counter: what the transport writes through its context reaches the socket
-/// without passing NIO's WebSocket encoder.
-final class FrameSink: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ByteBuffer
-    private(set) var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-}
-
 /// Last in the pipeline: reports a handshake that fails (a refused upgrade, the connection dropped)
 /// before the WebSocket handler is in place.
 final class HandshakeWatcher: ChannelInboundHandler {
@@ -267,25 +269,43 @@ final class HandshakeWatcher: ChannelInboundHandler {
     }
 }
 
-/// Reassembles the server's messages, answers pings and close frames.
+/// Reads the server's frames (Sockway's sans-I/O reader), reassembles messages, answers pings and
+/// close frames.
 final class WebSocketClientHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
 
     private let transport: WebSocketClientTransport
     private let maxMessageBytes: Int
+    private var reader: WebSocketFrameReader
     private var message = ByteBuffer()
     private var messageOpcode: WebSocketOpcode?
     private var compressed = false
     private var closeReason: SockJSCloseReason?
+    private var closing = false
 
     init(transport: WebSocketClientTransport, maxMessageBytes: Int) {
         self.transport = transport
         self.maxMessageBytes = maxMessageBytes
+        self.reader = WebSocketFrameReader(maxFrameSize: maxMessageBytes)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        guard !closing else { return }
+        reader.append(unwrapInboundIn(data))
+        do {
+            while !closing, let frame = try reader.next() {
+                try handle(frame, context: context)
+            }
+        } catch {
+            closing = true
+            transport.closed(nil)
+            context.close(promise: nil)
+        }
+    }
+
+    private func handle(_ frame: WebSocketFrame, context: ChannelHandlerContext) throws {
+        // A server must not mask (RFC 6455 §5.1).
+        guard frame.maskKey == nil else { throw SockwayClientError.protocolError("masked frame from the server") }
         switch frame.opcode {
         case .text, .binary, .continuation:
             if frame.opcode != .continuation {
@@ -293,20 +313,19 @@ final class WebSocketClientHandler: ChannelInboundHandler {
                 compressed = frame.rsv1
                 message.clear()
             }
-            do {
-                if compressed {
-                    try transport.inflate(frame.data, final: frame.fin, into: &message, limit: maxMessageBytes)
-                } else {
-                    var data = frame.data
-                    guard message.readableBytes + data.readableBytes <= maxMessageBytes else {
-                        throw SockwayClientError.protocolError("message too big")
-                    }
-                    message.writeBuffer(&data)
-                }
-            } catch {
-                transport.closed(nil)
-                context.close(promise: nil)
+            if compressed {
+                try transport.inflate(frame.data, final: frame.fin, into: &message, limit: maxMessageBytes)
+            } else if frame.fin && frame.opcode != .continuation {
+                // A whole message in one frame (the usual case): its bytes are the slice that was read.
+                if messageOpcode == .text { transport.receivedText(frame.data) }
+                messageOpcode = nil
                 return
+            } else {
+                var data = frame.data
+                guard message.readableBytes + data.readableBytes <= maxMessageBytes else {
+                    throw SockwayClientError.protocolError("message too big")
+                }
+                message.writeBuffer(&data)
             }
             guard frame.fin else { return }
             let complete = message
@@ -314,15 +333,18 @@ final class WebSocketClientHandler: ChannelInboundHandler {
             if messageOpcode == .text { transport.receivedText(complete) }
             messageOpcode = nil
         case .ping:
-            transport.writeControl(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.data))
+            _ = transport.writeControl(.pong, payload: frame.data)
         case .connectionClose:
+            closing = true
             var data = frame.data
             let code = data.readInteger(as: UInt16.self).map(Int.init) ?? 1005
             let reason = data.readString(length: data.readableBytes) ?? ""
             closeReason = SockJSCloseReason(code: code, reason: reason)
             var echo = context.channel.allocator.buffer(capacity: 2)
             echo.writeInteger(UInt16(code == 1005 ? 1000 : code))
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo))).assumeIsolated().whenComplete { _ in
+            if let written = transport.writeControl(.connectionClose, payload: echo) {
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            } else {
                 context.close(promise: nil)
             }
         default:

@@ -154,16 +154,32 @@ public enum WebSocketFrameWriter {
     ) -> ByteBuffer {
         let length = payload.readableBytes
         let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
+        var frame = allocator.buffer(capacity: headerLength + 4 + length)
+        appendMaskedFrame(opcode: opcode, fin: fin, rsv1: rsv1, payload: payload, maskKey: maskKey, to: &frame)
+        return frame
+    }
+
+    /// Appends a client frame to `output`: a batch of frames goes out in one buffer, one write.
+    public static func appendMaskedFrame(
+        opcode: WebSocketOpcode,
+        fin: Bool = true,
+        rsv1: Bool = false,
+        payload: ByteBuffer,
+        maskKey: WebSocketMaskingKey,
+        to output: inout ByteBuffer
+    ) {
+        let length = payload.readableBytes
+        let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
         var first = UInt8(webSocketOpcode: opcode)
         if fin { first |= 0x80 }
         if rsv1 { first |= 0x40 }
-        var frame = allocator.buffer(capacity: headerLength + 4 + length)
-        frame.moveWriterIndex(forwardBy: headerLength)
-        writeHeader(first: first, length: length, into: &frame, at: 0)
-        frame.setInteger(frame.getInteger(at: 1, as: UInt8.self)! | 0x80, at: 1)
-        frame.writeBytes(maskKey)
-        appendMasked(payload, key: maskKey, to: &frame)
-        return frame
+        output.reserveCapacity(minimumWritableBytes: headerLength + 4 + length)
+        let start = output.writerIndex
+        output.moveWriterIndex(forwardBy: headerLength)
+        writeHeader(first: first, length: length, into: &output, at: start)
+        output.setInteger(output.getInteger(at: start + 1, as: UInt8.self)! | 0x80, at: start + 1)
+        output.writeBytes(maskKey)
+        appendMasked(payload, key: maskKey, to: &output)
     }
 
     /// Appends `source` XORed with the repeating four-byte `key` (masking and unmasking are the same
