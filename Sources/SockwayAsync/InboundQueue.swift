@@ -69,6 +69,11 @@ package final class InboundQueue: Sendable {
         return batch
     }
 
+    /// Everything buffered, without waiting (for a consumer that switches to callbacks).
+    package func takeAll() -> [String] {
+        state.withLockedValue { $0.popBatch(limit: .max) }
+    }
+
     package func next() async -> String? {
         if let ready = state.withLockedValue({ $0.popReady() }) {
             return ready

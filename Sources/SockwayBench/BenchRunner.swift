@@ -1,6 +1,8 @@
 import Foundation
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import SockwayClient
 
 /// What `sockway bench` runs.
@@ -39,6 +41,8 @@ public struct BenchOptions: Sendable {
     public var stepDuration = 0.5
     public var echoPath = "/echo"
     public var broadcastPath = "/chat"
+    /// Where the bench's client sessions run; `nil` for one event loop per CPU this process may use.
+    public var eventLoopGroup: (any EventLoopGroup)?
 
     public init() {}
 }
@@ -71,6 +75,14 @@ public struct BenchRunner: Sendable {
         }
         let target = options.target!
         try Self.requireLoopback(target)
+        var ownGroup: MultiThreadedEventLoopGroup?
+        if options.eventLoopGroup == nil {
+            // One loop per CPU the bench may use (a `taskset` counts), not per core of the machine.
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: ProcessStats.usableCPUs())
+            ownGroup = group
+            options.eventLoopGroup = group
+        }
+
         var report = BenchReport(
             date: ISO8601DateFormatter().string(from: Date()),
             target: target,
@@ -82,11 +94,17 @@ public struct BenchRunner: Sendable {
             duration: options.duration
         )
         let run = Run(options: options, progress: progress)
-        for transport in options.transports {
-            for scenario in options.scenarios {
-                report.results.append(try await run.measure(transport, scenario))
+        do {
+            for transport in options.transports {
+                for scenario in options.scenarios {
+                    report.results.append(try await run.measure(transport, scenario))
+                }
             }
+        } catch {
+            try? await ownGroup?.shutdownGracefully()
+            throw error
         }
+        try? await ownGroup?.shutdownGracefully()
         return report
     }
 
@@ -213,10 +231,22 @@ enum BenchMessage {
 
     /// The intended send time, or `nil` for the end marker and anything foreign.
     static func intended(_ message: String) -> NIODeadline? {
-        guard let space = message.utf8.firstIndex(of: UInt8(ascii: " ")),
-            let nanos = UInt64(Substring(message.utf8[..<space]))
-        else { return nil }
-        return .uptimeNanoseconds(nanos)
+        var message = message
+        return message.withUTF8 { bytes in
+            var nanos: UInt64 = 0
+            var index = 0
+            while index < bytes.count, index <= 20 {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: " ") { return index > 0 ? .uptimeNanoseconds(nanos) : nil }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                let (times10, overflow1) = nanos.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { return nil }
+                nanos = sum
+                index += 1
+            }
+            return nil
+        }
     }
 }
 
@@ -245,6 +275,7 @@ struct Snapshot {
 struct Run: Sendable {
     let options: BenchOptions
     let progress: @Sendable (String) -> Void
+    private let receivers = ReceiverRegistry()
 
     func measure(_ transport: BenchTransport, _ scenario: BenchScenario) async throws -> TransportResult {
         var (result, sessions) = try await measureKeepingSessions(transport, scenario)
@@ -265,14 +296,15 @@ struct Run: Sendable {
         case .push:
             let publisher = try await SockwayClient.connect(
                 to: options.target! + options.broadcastPath,
-                configuration: .init(transports: [.rawWebSocket], connectTimeout: .seconds(10))
+                configuration: .init(
+                    transports: [.rawWebSocket],
+                    connectTimeout: .seconds(10),
+                    eventLoopGroup: options.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+                )
             )
-            // The room sends everything back to the publisher too: drain it.
-            let drain = Task { for await _ in publisher.messages {} }
-            defer {
-                publisher.close()
-                drain.cancel()
-            }
+            // The room sends everything back to the publisher too: drop it as it comes.
+            publisher.onEvent { _ in }
+            defer { publisher.close() }
             let outcome = await openLoop(transport, scenario, receivers: sessions, senders: [publisher], rate: options.pushRate, warmup: options.warmup, duration: options.duration)
             return (outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options), sessions)
         case .throughput:
@@ -336,7 +368,8 @@ struct Run: Sendable {
         let configuration = SockwayClientConfiguration(
             transports: [transport.clientTransport],
             webSocketCompression: transport.compression,
-            connectTimeout: .seconds(10)
+            connectTimeout: .seconds(10),
+            eventLoopGroup: options.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         )
         let url = options.target! + path
         return await withTaskGroup(of: Result<SockwayClientSession, any Error>.self) { group in
@@ -349,7 +382,9 @@ struct Run: Sendable {
             var errors: [String] = []
             for await result in group {
                 switch result {
-                case .success(let session): sessions.append(session)
+                case .success(let session):
+                    sessions.append(session)
+                    receivers.attach(to: session)
                 case .failure(let error): errors.append("\(error)")
                 }
             }
@@ -396,7 +431,8 @@ struct Run: Sendable {
 
     /// Open-loop load: every sender sends `rate` messages per second at fixed intended times (so a
     /// slow server cannot slow the load down and hide its latency); the receivers time each message
-    /// against its intended send time. Only messages meant for the window count.
+    /// against its intended send time. Only messages meant for the window count. Generators and
+    /// receivers run on the sessions' event loops (the client's event-loop face): no task hop per batch.
     private func openLoop(
         _ transport: BenchTransport,
         _ scenario: BenchScenario,
@@ -409,97 +445,199 @@ struct Run: Sendable {
         let start = NIODeadline.now() + .milliseconds(20)
         let window = Window(start: start + .nanoseconds(Int64(warmup * 1e9)), end: start + .nanoseconds(Int64((warmup + duration) * 1e9)))
         let drainLimit = NIODeadline.now() + .nanoseconds(Int64((warmup + duration + 5) * 1e9))
-        let bytes = options.messageBytes
         let serverPID = options.serverPID
-        let progress = self.progress
-        return await withTaskGroup(of: Received?.self) { group in
-            for session in receivers {
-                group.addTask {
-                    var received = Received()
-                    receiving: while let batch = await session.nextBatch() {
-                        let now = NIODeadline.now()
-                        for message in batch {
-                            guard let intended = BenchMessage.intended(message) else {
-                                if message.hasPrefix(BenchMessage.endMarker) { break receiving }
-                                continue
-                            }
-                            if window.contains(intended) {
-                                _ = received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
-                                received.count += 1
-                            }
-                        }
-                        if now > drainLimit { break }
-                    }
-                    return received
-                }
-            }
-            // The generator: one loop for all senders, each offset by a fraction of the interval.
-            var sent = [Int](repeating: 0, count: senders.count)
-            var sentInWindow = 0
-            var before: Snapshot?
-            var lastProgress = NIODeadline.now()
-            let interval = 1e9 / rate
-            while true {
-                let now = NIODeadline.now()
-                if before == nil, now >= window.start { before = Snapshot(sessions: receivers, serverPID: serverPID) }
-                if now >= window.end { break }
-                for (index, sender) in senders.enumerated() {
-                    let offset = interval * Double(index) / Double(senders.count)
-                    let elapsed = Double((now - start).nanoseconds) - offset
-                    let due = elapsed < 0 ? 0 : Int(elapsed / interval) + 1
-                    guard due > sent[index] else { continue }
-                    var batch: [String] = []
-                    batch.reserveCapacity(due - sent[index])
-                    for k in sent[index]..<due {
-                        let intended = start + .nanoseconds(Int64(offset + Double(k) * interval))
-                        if window.contains(intended) { sentInWindow += 1 }
-                        batch.append(BenchMessage.make(intended: intended, bytes: bytes))
-                    }
-                    sent[index] = due
-                    sender.send(contentsOf: batch)
-                }
-                if now - lastProgress > .milliseconds(500) {
-                    lastProgress = now
-                    let phase = now < window.start ? "warming up" : String(format: "%.1f/%.1f s", Double((now - window.start).nanoseconds) / 1e9, window.seconds)
-                    progress("\(scenario.rawValue) · \(transport.rawValue): \(phase), \(Int(rate * Double(senders.count))) msgs/s offered")
-                }
-                // Sleep until the next message is due (at most 2 ms, for the progress line).
-                var next = now + .milliseconds(2)
-                for index in senders.indices {
-                    let offset = interval * Double(index) / Double(senders.count)
-                    let due = start + .nanoseconds(Int64(offset + Double(sent[index]) * interval))
-                    if due < next { next = due }
-                }
-                // At high rates messages go in batches every millisecond rather than in a spin (as a
-                // busy application coalesces what it sends in one turn of its event loop).
-                let pause = max(next - NIODeadline.now(), .milliseconds(1))
-                try? await Task.sleep(for: .nanoseconds(pause.nanoseconds))
-            }
-            let after = Snapshot(sessions: receivers, serverPID: serverPID)
-            let serverRSS = serverPID.flatMap { ProcessStats.of(pid: $0)?.residentBytes }
-            // Let the last messages arrive, then tell every receiver the run is over (after them, in order).
-            for sender in senders { sender.send(BenchMessage.endMarker + " ") }
-            // A receiver whose session died would wait for ever: end it after a grace period.
-            let watchdog = Task {
-                try await Task.sleep(for: .seconds(5))
-                for session in receivers { session.close() }
-            }
-            var total = Received()
-            for await part in group {
-                guard let part else { continue }
-                total.histogram.add(part.histogram)
-                total.count += part.count
-            }
-            watchdog.cancel()
-            return Outcome(
-                window: window,
-                received: total,
-                sentInWindow: sentInWindow,
-                fanOut: scenario == .push ? receivers.count : 1,
-                before: before ?? after,
-                after: after,
-                serverRSS: serverRSS
-            )
+        let timings = receivers.map { self.receivers.receiver(for: $0).start(window: window, drainLimit: drainLimit) }
+        let interval = 1e9 / rate
+        var byLoop: [ObjectIdentifier: [(SockwayClientSession, Double)]] = [:]
+        for (index, sender) in senders.enumerated() {
+            byLoop[ObjectIdentifier(sender.eventLoop), default: []].append((sender, interval * Double(index) / Double(senders.count)))
         }
+        let generators = byLoop.values.map { group in
+            Generator(senders: group, start: start, window: window, interval: interval, messageBytes: options.messageBytes).run()
+        }
+        var before: Snapshot?
+        while true {
+            let now = NIODeadline.now()
+            if before == nil, now >= window.start { before = Snapshot(sessions: receivers, serverPID: serverPID) }
+            if now >= window.end { break }
+            let phase = now < window.start ? "warming up" : String(format: "%.1f/%.1f s", Double((now - window.start).nanoseconds) / 1e9, window.seconds)
+            progress("\(scenario.rawValue) · \(transport.rawValue): \(phase), \(Int(rate * Double(senders.count))) msgs/s offered")
+            let wake = before == nil ? min(window.start, now + .milliseconds(500)) : min(window.end, now + .milliseconds(500))
+            try? await Task.sleep(for: .nanoseconds(max(0, (wake - now).nanoseconds)))
+        }
+        let after = Snapshot(sessions: receivers, serverPID: serverPID)
+        let serverRSS = serverPID.flatMap { ProcessStats.of(pid: $0)?.residentBytes }
+        var sentInWindow = 0
+        for generator in generators { sentInWindow += (try? await generator.get()) ?? 0 }
+        // Let the last messages arrive, then tell every receiver the run is over (after them, in order).
+        for sender in senders { sender.send(BenchMessage.endMarker + " ") }
+        // A receiver whose session died would wait for ever: end it after a grace period.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(5))
+            for session in receivers { session.close() }
+        }
+        var total = Received()
+        for timing in timings {
+            guard let part = try? await timing.get() else { continue }
+            total.histogram.add(part.histogram)
+            total.count += part.count
+        }
+        watchdog.cancel()
+        return Outcome(
+            window: window,
+            received: total,
+            sentInWindow: sentInWindow,
+            fanOut: scenario == .push ? receivers.count : 1,
+            before: before ?? after,
+            after: after,
+            serverRSS: serverRSS
+        )
+    }
+}
+
+/// The ``Receiver`` of each session the bench opened.
+final class ReceiverRegistry: Sendable {
+    private let receivers = NIOLockedValueBox<[ObjectIdentifier: Receiver]>([:])
+
+    func attach(to session: SockwayClientSession) {
+        let receiver = Receiver(session: session)
+        receivers.withLockedValue { $0[ObjectIdentifier(session)] = receiver }
+    }
+
+    func receiver(for session: SockwayClientSession) -> Receiver {
+        receivers.withLockedValue { $0[ObjectIdentifier(session)]! }
+    }
+}
+
+/// Times what one session receives, on its event loop. Messages outside a run (stragglers of an
+/// overloaded step) are ignored.
+final class Receiver: Sendable {
+    private struct Timing {
+        var window: Window
+        var drainLimit: NIODeadline
+        var received = Received()
+        var done: EventLoopPromise<Received>
+    }
+
+    private struct State {
+        var timing: Timing?
+        var closed = false
+    }
+
+    private let loop: any EventLoop
+    private let state: NIOLoopBoundBox<State>
+
+    init(session: SockwayClientSession) {
+        loop = session.eventLoop
+        let state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: session.eventLoop)
+        self.state = state
+        session.onEvent { event in
+            switch event {
+            case .messages(let batch): Self.record(batch, in: state)
+            case .closed: Self.finish(state, closing: true)
+            }
+        }
+    }
+
+    /// Starts timing a run; the future gives what arrived once the end marker (or the close) came.
+    func start(window: Window, drainLimit: NIODeadline) -> EventLoopFuture<Received> {
+        let done = loop.makePromise(of: Received.self)
+        let state = self.state
+        loop.execute {
+            if state.value.closed {
+                done.succeed(Received())
+            } else {
+                state.value.timing = Timing(window: window, drainLimit: drainLimit, done: done)
+            }
+        }
+        return done.futureResult
+    }
+
+    private static func record(_ batch: [String], in state: NIOLoopBoundBox<State>) {
+        guard state.value.timing != nil else { return }
+        let now = NIODeadline.now()
+        let window = state.value.timing!.window
+        for message in batch {
+            guard let intended = BenchMessage.intended(message) else {
+                if message.hasPrefix(BenchMessage.endMarker) { return finish(state, closing: false) }
+                continue
+            }
+            if window.contains(intended) {
+                _ = state.value.timing!.received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
+                state.value.timing!.received.count += 1
+            }
+        }
+        if now > state.value.timing!.drainLimit { finish(state, closing: false) }
+    }
+
+    private static func finish(_ state: NIOLoopBoundBox<State>, closing: Bool) {
+        if closing { state.value.closed = true }
+        guard let timing = state.value.timing else { return }
+        state.value.timing = nil
+        timing.done.succeed(timing.received)
+    }
+}
+
+/// Sends the open-loop load of the senders that share one event loop, on that loop: each tick sends
+/// every message that has come due, then sleeps until the next is due (at least 1 ms at high rates,
+/// as a busy application coalesces what it sends in one turn of its event loop).
+final class Generator: Sendable {
+    private struct State {
+        var sent: [Int]
+        var sentInWindow = 0
+    }
+
+    private let senders: [(session: SockwayClientSession, offset: Double)]
+    private let loop: any EventLoop
+    private let start: NIODeadline
+    private let window: Window
+    private let interval: Double
+    private let messageBytes: Int
+    private let state: NIOLoopBoundBox<State>
+    private let done: EventLoopPromise<Int>
+
+    init(senders: [(SockwayClientSession, Double)], start: NIODeadline, window: Window, interval: Double, messageBytes: Int) {
+        self.senders = senders.map { (session: $0.0, offset: $0.1) }
+        self.loop = senders[0].0.eventLoop
+        self.start = start
+        self.window = window
+        self.interval = interval
+        self.messageBytes = messageBytes
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(State(sent: Array(repeating: 0, count: senders.count)), eventLoop: loop)
+        self.done = loop.makePromise(of: Int.self)
+    }
+
+    /// Runs until the window ends; the future gives how many messages were meant for the window.
+    func run() -> EventLoopFuture<Int> {
+        loop.scheduleTask(deadline: start) { self.tick() }
+        return done.futureResult
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        if now >= window.end {
+            done.succeed(state.value.sentInWindow)
+            return
+        }
+        var next = now + .milliseconds(2)
+        for (index, sender) in senders.enumerated() {
+            let elapsed = Double((now - start).nanoseconds) - sender.offset
+            let due = elapsed < 0 ? 0 : Int(elapsed / interval) + 1
+            let sent = state.value.sent[index]
+            if due > sent {
+                var batch: [String] = []
+                batch.reserveCapacity(due - sent)
+                for k in sent..<due {
+                    let intended = start + .nanoseconds(Int64(sender.offset + Double(k) * interval))
+                    if window.contains(intended) { state.value.sentInWindow += 1 }
+                    batch.append(BenchMessage.make(intended: intended, bytes: messageBytes))
+                }
+                state.value.sent[index] = due
+                sender.session.send(contentsOf: batch)
+            }
+            let upcoming = start + .nanoseconds(Int64(sender.offset + Double(state.value.sent[index]) * interval))
+            if upcoming < next { next = upcoming }
+        }
+        loop.scheduleTask(deadline: max(next, NIODeadline.now() + .milliseconds(1))) { self.tick() }
     }
 }

@@ -7,6 +7,37 @@ public struct ProcessStats: Sendable {
     /// Resident set size, bytes.
     public var residentBytes: Int
 
+    /// CPUs this process may run on (its affinity, e.g. under `taskset`), from
+    /// `Cpus_allowed_list` in /proc/self/status; the online count where that is missing.
+    public static func usableCPUs() -> Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }),
+            let count = countCPUs(list: line.dropFirst("Cpus_allowed_list:".count)), count > 0
+        {
+            return count
+        }
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
+
+    /// CPUs in a list such as `0-3,8,10-11`; `nil` if it does not parse.
+    static func countCPUs(list: Substring) -> Int? {
+        var count = 0
+        for part in list.split(separator: ",") {
+            let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            switch bounds.count {
+            case 1:
+                guard bounds[0] != nil else { return nil }
+                count += 1
+            case 2:
+                guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
+                count += high - low + 1
+            default:
+                return nil
+            }
+        }
+        return count
+    }
+
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     /// Another process, by PID; `nil` if /proc has no such process. CPU time comes from each thread's

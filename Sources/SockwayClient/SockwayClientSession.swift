@@ -45,6 +45,20 @@ public final class SockwayClientSession: Sendable {
         await inbound.nextBatch(limit: max(1, limit))
     }
 
+    /// The event-loop face, for consumers that keep up with high rates (DESIGN.md, "Where the time
+    /// goes"): from now on each batch of messages goes to `handler` on ``eventLoop`` as it arrives,
+    /// instead of queuing for ``messages`` and ``nextBatch(limit:)``. Messages already queued come
+    /// first; ``SockwayClientEvent/closed(_:)`` comes last, once. Set it once; do not mix with the
+    /// other faces.
+    public func onEvent(_ handler: @escaping @Sendable (SockwayClientEvent) -> Void) {
+        let core = self.core
+        if eventLoop.inEventLoop {
+            core.value.setHandler(handler)
+        } else {
+            eventLoop.execute { core.value.setHandler(handler) }
+        }
+    }
+
     /// Sends a message. Over HTTP transports, messages sent while a send request is in flight go
     /// together in the next one. After the session closed, messages are dropped.
     public func send(_ message: String) {
@@ -75,6 +89,14 @@ public final class SockwayClientSession: Sendable {
 
     /// Bytes and requests so far, counted at the session's sockets.
     public var traffic: SockwayTraffic { meter.snapshot }
+}
+
+/// What the event-loop face (``SockwayClientSession/onEvent(_:)``) hands its handler.
+public enum SockwayClientEvent: Sendable {
+    /// Messages, in order, as one frame or response brought them.
+    case messages([String])
+    /// The session ended; nothing follows.
+    case closed(SockJSCloseReason)
 }
 
 /// The messages a client session receives, as an `AsyncSequence`.
@@ -116,6 +138,8 @@ final class ClientSessionCore {
     var opened: EventLoopPromise<Void>?
     private(set) var phase = Phase.connecting
     private let inbound: InboundQueue
+    private var handler: (@Sendable (SockwayClientEvent) -> Void)?
+    private var closeReason: SockJSCloseReason?
     private let onClose: @Sendable (SockJSCloseReason) -> Void
 
     static let connectionLost = SockJSCloseReason(code: 1006, reason: "Connection lost")
@@ -165,6 +189,10 @@ final class ClientSessionCore {
     /// Messages arrived (raw WebSocket, or the contents of an `a` frame).
     func deliver(_ messages: [String]) {
         guard phase == .open else { return }
+        if let handler {
+            handler(.messages(messages))
+            return
+        }
         if !inbound.push(messages) {
             end(SockJSCloseReason(code: 1013, reason: "Receive queue full"), polite: true)
         }
@@ -179,6 +207,7 @@ final class ClientSessionCore {
             transport = nil
             opened?.fail(error)
             opened = nil
+            closeReason = Self.connectionLost
             onClose(Self.connectionLost)
             inbound.finish()
         case .open:
@@ -194,6 +223,17 @@ final class ClientSessionCore {
     }
 
     // MARK: From the application
+
+    func setHandler(_ handler: @escaping @Sendable (SockwayClientEvent) -> Void) {
+        guard self.handler == nil else { return }
+        let queued = inbound.takeAll()
+        if !queued.isEmpty { handler(.messages(queued)) }
+        if phase == .closed {
+            handler(.closed(closeReason ?? Self.connectionLost))
+        } else {
+            self.handler = handler
+        }
+    }
 
     func send(_ messages: [String]) {
         guard phase == .open, !messages.isEmpty else { return }
@@ -215,7 +255,12 @@ final class ClientSessionCore {
     func end(_ reason: SockJSCloseReason, polite: Bool) {
         guard phase != .closed else { return }
         phase = .closed
+        closeReason = reason
         onClose(reason)
+        if let handler {
+            self.handler = nil
+            handler(.closed(reason))
+        }
         transport?.stop(polite: polite)
         transport = nil
         inbound.finish()

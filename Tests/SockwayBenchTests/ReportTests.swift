@@ -85,4 +85,22 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         #expect(BenchMessage.intended(BenchMessage.endMarker + " ") == nil)
         #expect(BenchMessage.make(intended: .uptimeNanoseconds(0), bytes: 1) == "0 ")
     }
+
+    // Anything that is not digits then a space carries no time (foreign or hostile messages).
+    @Test func foreignMessagesCarryNoTime() {
+        for message in ["", " 12", "12", "12x 3", "-5 x", "99999999999999999999 x", "é 1", "１２ x"] {
+            #expect(BenchMessage.intended(message) == nil, "\(message)")
+        }
+        #expect(BenchMessage.intended("1234567890123456789 x") == .uptimeNanoseconds(1_234_567_890_123_456_789))
+    }
+
+    // The bench runs one event loop per CPU it may use: `taskset` lists count.
+    @Test func cpuListsCount() {
+        #expect(ProcessStats.countCPUs(list: "\t1") == 1)
+        #expect(ProcessStats.countCPUs(list: "0-3,8,10-11") == 7)
+        #expect(ProcessStats.countCPUs(list: "0-1") == 2)
+        #expect(ProcessStats.countCPUs(list: "3-1") == nil)
+        #expect(ProcessStats.countCPUs(list: "x") == nil)
+        #expect(ProcessStats.usableCPUs() >= 1)
+    }
 }

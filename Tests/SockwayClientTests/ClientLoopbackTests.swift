@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import SockwayClient
@@ -49,6 +50,14 @@ func echo(_ messages: [String], over session: SockwayClientSession) async -> [St
         received.append(next)
     }
     return received
+}
+
+/// The messages of the event-loop face's events, in order.
+func messagesIn(_ events: [SockwayClientEvent]) -> [String] {
+    events.flatMap { event -> [String] in
+        if case .messages(let messages) = event { return messages }
+        return []
+    }
 }
 
 /// Compares message lists without printing 70 KB messages in full.
@@ -168,6 +177,48 @@ func expectSame(_ received: [String], _ expected: [String], sourceLocation: Sour
             #expect(received == sent)
             session.close()
             #expect(await session.nextBatch() == nil)
+        }
+    }
+
+    // The event-loop face: messages that queued before the handler was set come first, then every
+    // batch in order, on the session's loop; the close comes last, once.
+    @Test(arguments: [SockwayClientTransport.webSocket, .xhrStreaming, .xhrPolling])
+    func eventLoopFaceKeepsOrderAndEnds(transport: SockwayClientTransport) async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(to: "http://127.0.0.1:\(port)/echo", configuration: .init(transports: [transport]))
+            let early = (0..<50).map { "early \($0)" }
+            session.send(contentsOf: early)
+            // Wait until they are queued for the async face, then switch faces.
+            var first: [String] = []
+            while first.isEmpty, let batch = await session.nextBatch(limit: 1) { first = batch }
+            try await Task.sleep(for: .milliseconds(100))
+            let late = (0..<500).map { "late \($0)" }
+            let events = NIOLockedValueBox<[SockwayClientEvent]>([])
+            let done = session.eventLoop.makePromise(of: Void.self)
+            let loop = session.eventLoop
+            session.onEvent { event in
+                #expect(loop.inEventLoop)
+                events.withLockedValue { $0.append(event) }
+                if case .closed = event { done.succeed() }
+            }
+            session.send(contentsOf: late)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while events.withLockedValue({ messagesIn($0).count }) < early.count - 1 + late.count,
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            session.close()
+            try await done.futureResult.get()
+            let all = events.withLockedValue { $0 }
+            let messages = messagesIn(all)
+            #expect(first + messages == early + late)
+            guard case .closed(let reason) = all.last else {
+                Issue.record("no close event")
+                return
+            }
+            #expect(reason.code == 1000)
+            #expect(all.filter { if case .closed = $0 { true } else { false } }.count == 1)
         }
     }
 
