@@ -99,6 +99,12 @@ final class SessionCore {
         }
     }
 
+    /// Runs `body` (a receiver handing over everything one read brought): what the application sends
+    /// meanwhile goes out as one frame at the end, not one per inbound frame.
+    func coalescingSends(_ body: () -> Void) {
+        delivering(body)
+    }
+
     /// Runs an application callback; what it sends meanwhile goes out as one frame when it returns.
     private func delivering(_ body: () -> Void) {
         deliveryDepth += 1

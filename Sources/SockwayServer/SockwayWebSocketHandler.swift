@@ -134,6 +134,14 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         guard !finished || protocolState.state == .closeSent else { return }
         if keepalive != nil { keepalive!.received(now: context.eventLoop.now) }
         reader.append(unwrapInboundIn(data))
+        if let core {
+            core.coalescingSends { readFrames(context: context) }
+        } else {
+            readFrames(context: context)
+        }
+    }
+
+    private func readFrames(context: ChannelHandlerContext) {
         while true {
             let frame: WebSocketFrame?
             do {

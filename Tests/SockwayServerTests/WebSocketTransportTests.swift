@@ -41,6 +41,11 @@ extension InMemoryConnection {
 
     /// Sends a masked client frame.
     func sendFrame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) throws {
+        try write(Self.frame(opcode: opcode, payload, fin: fin))
+    }
+
+    /// A masked client frame's bytes.
+    static func frame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeInteger((fin ? 0x80 : 0) | opcode)
         if payload.count < 126 {
@@ -55,7 +60,7 @@ extension InMemoryConnection {
         let key: [UInt8] = [0x12, 0x34, 0x56, 0x78]
         buffer.writeBytes(key)
         buffer.writeBytes(payload.enumerated().map { $0.element ^ key[$0.offset % 4] })
-        try write(buffer)
+        return buffer
     }
 
     func sendText(_ text: String) throws {
@@ -92,6 +97,20 @@ extension InMemoryConnection {
         try connection.sendText(#"["a","b"]"#)
         try connection.sendText(#""c""#)
         #expect(try connection.readFrames().map(\.text) == [#"a["a","b"]"#, #"a["c"]"#])
+    }
+
+    // Frames that arrive in one read are echoed in one frame: the replies to everything a read brought
+    // are coalesced (one write, and one deflate call when compressing), in order.
+    @Test func repliesToOneReadShareAFrame() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/000/ws1/websocket")
+        #expect(try connection.readFrames().map(\.text) == ["o"])
+        var batch = InMemoryConnection.frame(opcode: 1, Array(#"["a","b"]"#.utf8))
+        var second = InMemoryConnection.frame(opcode: 1, Array(#""c""#.utf8))
+        batch.writeBuffer(&second)
+        try connection.write(batch)
+        #expect(try connection.readFrames().map(\.text) == [#"a["a","b","c"]"#])
     }
 
     // Empty WebSocket messages and empty arrays carry no messages and are ignored.
