@@ -76,19 +76,38 @@ public enum SockJSMessageArray {
         var array = ByteBuffer()
         writeArray(messages, into: &array)
         buffer.writeStaticString("d=")
-        buffer.reserveCapacity(minimumWritableBytes: array.readableBytes * 3)
-        for byte in array.readableBytesView {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
-                UInt8(ascii: "."), UInt8(ascii: "~"):
-                buffer.writeInteger(byte)
-            default:
+        array.withUnsafeReadableBytes { source in
+            // At most three bytes out per byte in; one write for the whole body.
+            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: source.count * 3) { out in
                 let hex: StaticString = "0123456789ABCDEF"
-                buffer.writeInteger(UInt8(ascii: "%"))
-                buffer.writeInteger(hex.utf8Start[Int(byte >> 4)])
-                buffer.writeInteger(hex.utf8Start[Int(byte & 0x0F)])
+                let digits = hex.utf8Start
+                let safe = formSafe
+                var written = 0
+                for byte in source {
+                    if safe[Int(byte)] {
+                        out[written] = byte
+                        written += 1
+                    } else {
+                        out[written] = UInt8(ascii: "%")
+                        out[written + 1] = digits[Int(byte >> 4)]
+                        out[written + 2] = digits[Int(byte & 0x0F)]
+                        written += 3
+                    }
+                }
+                return written
             }
+        }
+    }
+
+    /// Bytes a form value carries as they are (RFC 3986 unreserved); every other byte is `%XX`.
+    private static let formSafe: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
+            UInt8(ascii: "."), UInt8(ascii: "~"):
+            true
+        default:
+            false
         }
     }
 }
