@@ -27,6 +27,8 @@ public struct BenchOptions: Sendable {
     public var rate = 50.0
     /// Messages per second each client sends in the first throughput step; each next step sends 4×.
     public var throughputStartRate = 1000.0
+    /// Throughput: bisections of the bracket between the last passing and the first failing step.
+    public var throughputBisections = 4
     /// Broadcasts per second (push).
     public var pushRate = 20.0
     /// Bytes per message (a timestamp, then padding).
@@ -309,7 +311,7 @@ struct Run: Sendable {
             return (outcome.result(transport: transport, scenario: scenario, clients: sessions.count, offered: options.pushRate * Double(sessions.count), errors: errors.count, options: options), sessions)
         case .throughput:
             // Rates rise 4× per step until one fails (under 95% delivered, or p99 over the limit);
-            // then three geometric bisections of the last bracket (a resolution of 4^(1/8) ≈ 1.19×).
+            // then geometric bisections of the last bracket (four: a resolution of 4^(1/16) ≈ 1.09×).
             var best: TransportResult?
             var firstFailure: TransportResult?
             var passedRate = 0.0
@@ -328,7 +330,7 @@ struct Run: Sendable {
                 break
             }
             if best != nil, failedRate > 0 {
-                for _ in 0..<3 {
+                for _ in 0..<options.throughputBisections {
                     // An overloaded step can leave sessions backlogged or closed (a full queue closes
                     // with 1013): each step after a failure starts on fresh sessions.
                     for session in sessions { session.close() }

@@ -147,10 +147,12 @@ final class HTTPClientTransport: ClientTransportDriver {
             return
         }
         let batch = pending
+        // Sized for the plain case (quotes and commas) so the body is not regrown as it is written.
+        var body = sender.channel.allocator.buffer(capacity: pendingBytes + 3 * batch.count + 8)
         pending = []
+        pending.reserveCapacity(batch.count)
         pendingBytes = 0
         sending = true
-        var body = ByteBuffer()
         let path: String
         let contentType: String
         if kind == .jsonpPolling {

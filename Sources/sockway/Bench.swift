@@ -46,6 +46,9 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("throughput-start-rate"), help: "Messages per second per client in the first throughput step (each next step 4×).")
     var throughputStartRate = 1000.0
 
+    @Option(name: .customLong("throughput-bisections"), help: "Throughput: bisections of the last 4× bracket (each halves it geometrically; 4 → within 9%).")
+    var throughputBisections = 4
+
     @Option(name: .customLong("push-rate"), help: "Broadcasts per second in the push scenario.")
     var pushRate = 20.0
 
@@ -108,6 +111,7 @@ struct Bench: AsyncParsableCommand {
         options.duration = duration
         options.stepDuration = stepDuration
         options.throughputStartRate = throughputStartRate
+        options.throughputBisections = max(0, throughputBisections)
         options.latencyLimit = latencyLimit
         options.echoPath = echoPath
         options.broadcastPath = broadcastPath
