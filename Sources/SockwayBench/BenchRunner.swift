@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SockwayClient
+import SockwaySockJS
 
 /// What `sockway bench` runs.
 public struct BenchOptions: Sendable {
@@ -256,6 +257,8 @@ enum BenchMessage {
 struct Received: Sendable {
     var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     var count = 0
+    /// Why sessions closed during the run (an overloaded step can close them).
+    var closes: [SockJSCloseReason] = []
 }
 
 /// CPU and traffic at one instant.
@@ -362,7 +365,15 @@ struct Run: Sendable {
         let offered = rate * Double(sessions.count)
         let result = outcome.result(transport: transport, scenario: .throughput, clients: sessions.count, offered: offered, errors: errors, options: options)
         let expected = Double(outcome.sentInWindow)
-        let passed = expected > 0 && Double(outcome.received.count) >= 0.95 * expected && result.latency.p99 <= options.latencyLimit
+        let delivered = expected > 0 ? Double(outcome.received.count) / expected : 0
+        let passed = delivered >= 0.95 && result.latency.p99 <= options.latencyLimit
+        let closes = Dictionary(grouping: outcome.received.closes, by: { "\($0.code) \($0.reason)" })
+            .map { "\($0.value.count) closed (\($0.key))" }.sorted().joined(separator: ", ")
+        progress(String(
+            format: "throughput · %@: %.0f msgs/s offered, %.1f%% delivered, p99 %.2f ms, client CPU %.0f%%: %@%@",
+            transport.rawValue, offered, delivered * 100, result.latency.p99, result.clientCPUPercent, passed ? "sustained" : "not sustained",
+            closes.isEmpty ? "" : "; " + closes
+        ))
         return (result, passed)
     }
 
@@ -483,6 +494,7 @@ struct Run: Sendable {
             guard let part = try? await timing.get() else { continue }
             total.histogram.add(part.histogram)
             total.count += part.count
+            total.closes += part.closes
         }
         watchdog.cancel()
         return Outcome(
@@ -536,7 +548,9 @@ final class Receiver: Sendable {
         session.onEvent { event in
             switch event {
             case .messages(let batch): Self.record(batch, in: state)
-            case .closed: Self.finish(state, closing: true)
+            case .closed(let reason):
+                if state.value.timing != nil { state.value.timing!.received.closes.append(reason) }
+                Self.finish(state, closing: true)
             }
         }
     }
@@ -556,20 +570,25 @@ final class Receiver: Sendable {
     }
 
     private static func record(_ batch: [String], in state: NIOLoopBoundBox<State>) {
-        guard state.value.timing != nil else { return }
-        let now = NIODeadline.now()
-        let window = state.value.timing!.window
+        // One access to the loop-bound state per batch, not one per message.
+        if record(batch, into: &state.value.timing, now: .now()) { finish(state, closing: false) }
+    }
+
+    /// Records a batch; `true` once the run is over for this session (its end marker, or the drain limit).
+    private static func record(_ batch: [String], into timing: inout Timing?, now: NIODeadline) -> Bool {
+        guard timing != nil else { return false }
+        let window = timing!.window
         for message in batch {
             guard let intended = BenchMessage.intended(message) else {
-                if message.hasPrefix(BenchMessage.endMarker) { return finish(state, closing: false) }
+                if message.hasPrefix(BenchMessage.endMarker) { return true }
                 continue
             }
             if window.contains(intended) {
-                _ = state.value.timing!.received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
-                state.value.timing!.received.count += 1
+                _ = timing!.received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
+                timing!.received.count += 1
             }
         }
-        if now > state.value.timing!.drainLimit { finish(state, closing: false) }
+        return now > timing!.drainLimit
     }
 
     private static func finish(_ state: NIOLoopBoundBox<State>, closing: Bool) {

@@ -77,6 +77,16 @@ public final class SockwayClientSession: Sendable {
         }
     }
 
+    /// Sends an array of messages with one hop to the session's loop (no copy of the array).
+    public func send(contentsOf messages: [String]) {
+        if eventLoop.inEventLoop {
+            core.value.send(messages)
+        } else {
+            let core = self.core
+            eventLoop.execute { core.value.send(messages) }
+        }
+    }
+
     /// Closes the session (a WebSocket close frame; HTTP transports drop their connections, which the
     /// server sees as the client going away).
     public func close() {

@@ -60,6 +60,7 @@ extension SockJSFrame {
 /// the inside of an `a` frame.
 public enum SockJSMessageArray {
     /// `["a","b"]`: the body of `xhr_send` and the text of a `websocket` message.
+    @inlinable
     public static func writeArray(_ messages: some Sequence<String>, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "["))
         var first = true
@@ -72,6 +73,7 @@ public enum SockJSMessageArray {
     }
 
     /// `d=<the array, form-encoded>`: the body of `jsonp_send` (`application/x-www-form-urlencoded`).
+    @inlinable
     public static func writeForm(_ messages: some Sequence<String>, into buffer: inout ByteBuffer) {
         var array = ByteBuffer()
         writeArray(messages, into: &array)
@@ -100,7 +102,8 @@ public enum SockJSMessageArray {
     }
 
     /// Bytes a form value carries as they are (RFC 3986 unreserved); every other byte is `%XX`.
-    private static let formSafe: [Bool] = (0..<256).map { byte in
+    @usableFromInline
+    static let formSafe: [Bool] = (0..<256).map { byte in
         switch UInt8(byte) {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
