@@ -337,7 +337,7 @@ struct Run: Sendable {
                     // An overloaded step can leave sessions backlogged or closed (a full queue closes
                     // with 1013): each step after a failure starts on fresh sessions.
                     for session in sessions { session.close() }
-                    try await Task.sleep(for: .milliseconds(300))
+                    try await settle()
                     (sessions, errors) = await connect(transport, path: path, count: options.clients)
                     guard !sessions.isEmpty else { break }
                     let middle = (passedRate * failedRate).squareRoot()
@@ -357,6 +357,19 @@ struct Run: Sendable {
             }
             best.offeredRate = best.messagesPerSecond
             return (best, sessions)
+        }
+    }
+
+    /// Waits until an overloaded server has worked off its backlog (its CPU use under 10% over 100 ms,
+    /// for at most 5 s), so that the next step measures the server rather than the last one's leftovers.
+    private func settle() async throws {
+        try await Task.sleep(for: .milliseconds(300))
+        guard let pid = options.serverPID else { return }
+        for _ in 0..<47 {
+            guard let before = ProcessStats.of(pid: pid)?.cpuSeconds else { return }
+            try await Task.sleep(for: .milliseconds(100))
+            guard let after = ProcessStats.of(pid: pid)?.cpuSeconds else { return }
+            if after - before < 0.01 { return }
         }
     }
 

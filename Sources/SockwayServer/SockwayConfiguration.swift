@@ -58,7 +58,7 @@ public struct SockwayEndpointOptions: Sendable {
     /// Default 1 MiB.
     public var maxMessageBytes: Int
     /// Outbound messages a session holds for a slow or absent receiver before it closes with 1013.
-    /// Default 4096.
+    /// Default 16384 (with the byte bound, 1 MiB, the tighter one for messages of 64 bytes or more).
     public var maxQueuedMessages: Int
     /// Outbound bytes a session holds before it closes with 1013. Default 1 MiB.
     public var maxQueuedBytes: Int
@@ -103,7 +103,7 @@ public struct SockwayEndpointOptions: Sendable {
         heartbeatInterval: TimeAmount = .seconds(25),
         disconnectDelay: TimeAmount = .seconds(5),
         maxMessageBytes: Int = 1 << 20,
-        maxQueuedMessages: Int = 4096,
+        maxQueuedMessages: Int = 16384,
         maxQueuedBytes: Int = 1 << 20,
         maxInboundQueuedMessages: Int = 4096,
         maxInboundQueuedBytes: Int = 1 << 20,

@@ -23,7 +23,7 @@ public struct SockJSSessionStateMachine: Sendable {
         public init(
             heartbeatInterval: TimeAmount? = .seconds(25),
             disconnectDelay: TimeAmount = .seconds(5),
-            maxQueuedMessages: Int = 4096,
+            maxQueuedMessages: Int = 16384,
             maxQueuedBytes: Int = 1 << 20
         ) {
             self.heartbeatInterval = heartbeatInterval
