@@ -286,10 +286,10 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             if case .close(let reason) = frame { closeReason = reason }
         case .raw:
             switch frame {
-            case .open:
+            case .open, .heartbeat:
+                // Raw sessions have no open frame and no heartbeat timer (pings, when configured,
+                // come from the keepalive).
                 return false
-            case .heartbeat:
-                writeFrame(.ping, ByteBuffer(), context: context)
             case .messages(let messages):
                 for message in messages {
                     var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + Self.headroom)
@@ -350,7 +350,8 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
         }
         finished = true
         guard let frame = protocolState.closeRequested(code: code, reason: reason) else { return }
-        _ = writeFrame(frame, context: context)
+        writeFrame(frame.opcode, frame.data, context: context)
+        context.flush()
         let channel = context.channel
         closeTimer = context.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) {
             channel.close(promise: nil)
