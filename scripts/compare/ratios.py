@@ -2,7 +2,10 @@
 """Ratios between two `sockway bench --json` reports: Sockway against another server per transport, and
 each transport against WebSocket within each report.
 
-    python3 scripts/compare/ratios.py sockway.json other.json
+    python3 scripts/compare/ratios.py sockway.json other.json [sockway-at-other-max-*.json ...]
+
+The optional reports are Sockway's echo runs at the rate the other server sustained at its maximum (one
+transport each): p99 and CPU per message side by side at the same load.
 """
 import json
 import sys
@@ -44,6 +47,26 @@ def main():
         wire = ratio(row["bytesSentPerMessage"] + row["bytesReceivedPerMessage"],
                      other["bytesSentPerMessage"] + other["bytesReceivedPerMessage"])
         print(f"| {scenario} | {transport} | {rates} | {p99} | {cpu} | {wire} |")
+    at_max = [load(path) for path in sys.argv[3:]]
+    if at_max:
+        print(f"\nAt {theirs['server']}'s maximum rate (its throughput row), {ours['server']} running echo at that rate\n")
+        print("| transport | rate msgs/s | delivered, ours | p99 ms, ours / theirs | p99 ratio | server CPU µs/msg, ours / theirs |")
+        print("|---|---:|---:|---:|---:|---:|")
+        order = [transport for (scenario, transport) in ours_rows if scenario == "throughput"]
+        at_max.sort(key=lambda loaded: min(order.index(t) if t in order else len(order) for (_, t) in loaded[1]))
+        for report, rows in at_max:
+            for (scenario, transport), row in rows.items():
+                other = theirs_rows.get(("throughput", transport))
+                if other is None:
+                    continue
+                sent = row["messages"] + row["lost"]
+                delivered = f"{100 * row['messages'] / sent:.1f}%" if sent else "-"
+                cpu_ours = row.get("serverCPUPer1000")
+                cpu_theirs = other.get("serverCPUPer1000")
+                cpu = f"{cpu_ours:.2f} / {cpu_theirs:.2f}" if cpu_ours is not None and cpu_theirs is not None else "-"
+                print(f"| {transport} | {other['offeredRate']:,.0f} | {delivered} | "
+                      f"{row['latency']['p99']:.2f} / {other['latency']['p99']:.2f} | "
+                      f"{ratio(row['latency']['p99'], other['latency']['p99'])} | {cpu} |")
     for report, rows in ((ours, ours_rows), (theirs, theirs_rows)):
         print(f"\n{report['server']}: each transport against websocket\n")
         print("| scenario | transport | bytes per msg / websocket | requests per msg | p99 / websocket | server CPU per msg / websocket | max msgs/s / websocket |")
