@@ -153,6 +153,8 @@ public struct BenchReport: Codable, Hashable, Sendable {
     public var rate: Double
     public var messageBytes: Int
     public var duration: Double
+    /// The request headers beyond the protocol's own, when any were sent ("browser", "2 extra").
+    public var requestHeaders: String?
     public var results: [TransportResult]
 
     public init(

@@ -44,10 +44,42 @@ public struct BenchOptions: Sendable {
     public var stepDuration = 0.5
     public var echoPath = "/echo"
     public var broadcastPath = "/chat"
+    /// Send a desktop browser's request headers (``browserHeaders(origin:)``) on every request.
+    public var browserHeaders = false
+    /// Extra headers on every request (after the browser's, when both are on).
+    public var requestHeaders: [(String, String)] = []
     /// Where the bench's client sessions run; `nil` for one event loop per CPU this process may use.
     public var eventLoopGroup: (any EventLoopGroup)?
 
     public init() {}
+
+    /// What Chrome 131 on Linux sends with a cross-document `fetch`/XHR to `origin`, minus `Connection`
+    /// and cookies. A WebSocket handshake gets them too (browsers send most of them there as well).
+    public static func browserHeaders(origin: String) -> [(String, String)] {
+        [
+            ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+            ("sec-ch-ua", #""Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24""#),
+            ("sec-ch-ua-mobile", "?0"),
+            ("sec-ch-ua-platform", #""Linux""#),
+            ("Accept", "*/*"),
+            ("Origin", origin),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Sec-Fetch-Mode", "cors"),
+            ("Sec-Fetch-Dest", "empty"),
+            ("Referer", origin + "/"),
+            ("Accept-Encoding", "gzip, deflate, br, zstd"),
+            ("Accept-Language", "en-US,en;q=0.9"),
+        ]
+    }
+
+    /// The headers every request of the run carries.
+    var extraHeaders: [(String, String)] {
+        guard browserHeaders, let target else { return requestHeaders }
+        // The page's origin: scheme, host and port of the service.
+        let rest = target.drop { $0 != "/" }.drop { $0 == "/" }
+        let authority = rest.prefix { $0 != "/" }
+        return Self.browserHeaders(origin: "http://" + authority) + requestHeaders
+    }
 }
 
 /// Runs the scenarios against each transport and gathers a ``BenchReport``.
@@ -96,6 +128,10 @@ public struct BenchRunner: Sendable {
             messageBytes: options.messageBytes,
             duration: options.duration
         )
+        if options.browserHeaders || !options.requestHeaders.isEmpty {
+            let parts = (options.browserHeaders ? ["browser (Chrome 131 on Linux)"] : []) + (options.requestHeaders.isEmpty ? [] : ["\(options.requestHeaders.count) extra"])
+            report.requestHeaders = parts.joined(separator: " + ")
+        }
         let run = Run(options: options, progress: progress)
         do {
             for transport in options.transports {
@@ -395,6 +431,7 @@ struct Run: Sendable {
             transports: [transport.clientTransport],
             webSocketCompression: transport.compression,
             connectTimeout: .seconds(10),
+            extraHeaders: options.extraHeaders,
             eventLoopGroup: options.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         )
         let url = options.target! + path

@@ -167,7 +167,7 @@ extension BenchReport {
         </style></head><body>
         <h1>sockway bench</h1>
         <p>\(escape(server)) at <code>\(escape(target))</code>, \(date). \(clients) clients, \(messageBytes)-byte messages,
-        \(format(duration)) s per run, \(escape(machine)).</p>
+        \(format(duration)) s per run, \(escape(machine))\(requestHeaders.map { "; request headers: " + escape($0) } ?? "").</p>
 
         """
         page += "<h2>Charts</h2>\n"

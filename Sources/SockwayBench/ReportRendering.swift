@@ -10,7 +10,9 @@ extension BenchReport {
 
     /// One table per scenario, for the terminal (also valid Markdown).
     public func table() -> String {
-        var out = "\(server) at \(target); \(clients) clients, \(messageBytes)-byte messages, \(format(duration)) s per run\n"
+        var out = "\(server) at \(target); \(clients) clients, \(messageBytes)-byte messages, \(format(duration)) s per run"
+        if let requestHeaders { out += "; request headers: \(requestHeaders)" }
+        out += "\n"
         for scenario in BenchScenario.allCases {
             let rows = results(for: scenario)
             guard !rows.isEmpty else { continue }

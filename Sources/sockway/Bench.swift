@@ -70,6 +70,12 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("broadcast-path"), help: "Broadcast endpoint prefix (push).")
     var broadcastPath = "/chat"
 
+    @Flag(name: .customLong("browser-headers"), help: "Send the request headers a desktop Chrome sends (User-Agent, Accept, Origin, Referer, Sec-Fetch-*, …) on every request, to measure polling as browsers pay for it.")
+    var browserHeaders = false
+
+    @Option(name: .customLong("header"), help: "An extra request header, \"Name: value\" (repeatable).")
+    var headers: [String] = []
+
     @Option(help: "Write the report as JSON to this file.")
     var json: String?
 
@@ -104,6 +110,18 @@ struct Bench: AsyncParsableCommand {
             throw ValidationError("rates and durations must be positive (duration at most 600 s)")
         }
         guard messageBytes >= 24, messageBytes <= 1 << 20 else { throw ValidationError("--message-bytes must be 24...1048576") }
+        options.browserHeaders = browserHeaders
+        options.requestHeaders = try headers.map { header in
+            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
+                throw ValidationError("--header must be \"Name: value\", got \(header)")
+            }
+            let name = header[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else {
+                throw ValidationError("--header \(header): not a valid header")
+            }
+            return (name, value)
+        }
         options.clients = clients
         options.rate = rate
         options.pushRate = pushRate

@@ -104,3 +104,32 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         #expect(ProcessStats.usableCPUs() >= 1)
     }
 }
+
+@Suite struct RequestHeaderTests {
+    // --browser-headers: a browser's headers with the service's origin, then any --header ones.
+    @Test func browserHeadersCarryTheTargetsOrigin() {
+        var options = BenchOptions()
+        options.target = "http://127.0.0.1:8081/prefix"
+        #expect(options.extraHeaders.isEmpty)
+        options.requestHeaders = [("X-Test", "1")]
+        #expect(options.extraHeaders.map(\.0) == ["X-Test"])
+        options.browserHeaders = true
+        let headers = options.extraHeaders
+        #expect(headers.first { $0.0 == "Origin" }?.1 == "http://127.0.0.1:8081")
+        #expect(headers.first { $0.0 == "Referer" }?.1 == "http://127.0.0.1:8081/")
+        #expect(headers.contains { $0.0 == "User-Agent" && $0.1.contains("Chrome/") })
+        #expect(headers.last?.0 == "X-Test")
+        // Nothing that would break a WebSocket handshake or the connection handling.
+        #expect(!headers.contains { ["connection", "upgrade", "host", "content-length"].contains($0.0.lowercased()) })
+    }
+
+    @Test func reportSaysWhichHeadersWereSent() throws {
+        var report = BenchReport(date: "d", target: "t", server: "s", machine: "m", clients: 1, rate: 1, messageBytes: 64, duration: 1)
+        #expect(!report.table().contains("request headers"))
+        report.requestHeaders = "browser (Chrome 131 on Linux)"
+        #expect(report.table().contains("request headers: browser (Chrome 131 on Linux)"))
+        #expect(try report.html().contains("request headers: browser (Chrome 131 on Linux)"))
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: Data(try report.json().utf8))
+        #expect(decoded.requestHeaders == report.requestHeaders)
+    }
+}
