@@ -395,7 +395,11 @@ final class ClientDeflate {
     }
 
     init(clientWindow: Int, resetDeflater: Bool, resetInflater: Bool) throws {
-        self.deflater = try Deflater(windowBits: clientWindow)
+        // Reset after every message (the server asked for client_no_context_takeover, as Sockway does),
+        // zlib clears its whole hash table each time: 64 KiB at the default memLevel 8, which costs more
+        // than compressing a short message. memLevel 4 clears 4 KiB; each message is compressed on its
+        // own anyway, so the smaller table loses little.
+        self.deflater = try Deflater(windowBits: clientWindow, memoryLevel: resetDeflater ? 4 : 8)
         self.inflater = try Inflater()
         self.resetDeflater = resetDeflater
         self.resetInflater = resetInflater
