@@ -326,6 +326,8 @@ struct Run: Sendable {
     }
 
     private func measureKeepingSessions(_ transport: BenchTransport, _ scenario: BenchScenario) async throws -> (TransportResult, [SockwayClientSession]) {
+        // Every measurement starts on an idle server (the last one may have overloaded it).
+        try await settle()
         progress("\(scenario.rawValue) · \(transport.rawValue): connecting \(options.clients) sessions")
         let path = scenario == .push ? options.broadcastPath : options.echoPath
         var (sessions, errors) = await connect(transport, path: path, count: options.clients)
@@ -396,8 +398,8 @@ struct Run: Sendable {
         }
     }
 
-    /// Waits until an overloaded server has worked off its backlog (its CPU use under 10% over 100 ms,
-    /// for at most 5 s), so that the next step measures the server rather than the last one's leftovers.
+    /// Waits until the server has worked off any backlog (its CPU use under 10% over 100 ms, for at
+    /// most 5 s), so that the next run measures the server rather than the last one's leftovers.
     private func settle() async throws {
         try await Task.sleep(for: .milliseconds(300))
         guard let pid = options.serverPID else { return }
