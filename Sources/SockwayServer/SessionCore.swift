@@ -105,6 +105,14 @@ final class SessionCore {
         delivering(body)
     }
 
+    /// Sends now what the current coalescing scope has gathered: a control frame (pong, close) is about
+    /// to go out, and replies to the frames before it must not end up after it.
+    func flushCoalescedSends() {
+        guard flushDeferred else { return }
+        flushDeferred = false
+        flush()
+    }
+
     /// Runs an application callback; what it sends meanwhile goes out as one frame when it returns.
     private func delivering(_ body: () -> Void) {
         deliveryDepth += 1

@@ -161,7 +161,15 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     }
 
     private func frameReceived(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
-        switch protocolState.frameReceived(frame) {
+        let action = protocolState.frameReceived(frame)
+        switch action {
+        case .none, .text, .binary:
+            break
+        case .sendPong, .replyClose, .closeConnection, .fail:
+            // Replies to the messages before this frame go out before what it causes.
+            core?.flushCoalescedSends()
+        }
+        switch action {
         case .none:
             break
         case .text(let text):
@@ -262,6 +270,7 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
 
     private func failConnection(code: UInt16, reason: String, context: ChannelHandlerContext) {
         guard !finished else { return }
+        core?.flushCoalescedSends()
         finished = true
         let frame = WebSocketConnectionStateMachine.closeFrame(code: code, reason: reason)
         writeFrame(frame, context: context).assumeIsolated().whenComplete { _ in

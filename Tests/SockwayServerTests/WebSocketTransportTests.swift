@@ -113,6 +113,30 @@ extension InMemoryConnection {
         #expect(try connection.readFrames().map(\.text) == [#"a["a","b","c"]"#])
     }
 
+    // Coalescing never reorders: replies to the messages before a ping or a protocol error in the same
+    // read go out before the pong or the close (Autobahn 2.x, 3.2, 4.1.3, 5.15).
+    @Test func controlFramesStayAfterEarlierReplies() throws {
+        let server = InMemoryServer()
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/websocket")
+        var batch = InMemoryConnection.frame(opcode: 1, Array("a".utf8))
+        var ping = InMemoryConnection.frame(opcode: 9, Array("p".utf8))
+        var second = InMemoryConnection.frame(opcode: 1, Array("b".utf8))
+        batch.writeBuffer(&ping)
+        batch.writeBuffer(&second)
+        try connection.write(batch)
+        #expect(try connection.readFrames().map { [$0.opcode] + $0.payload } == [[1] + Array("a".utf8), [10] + Array("p".utf8), [1] + Array("b".utf8)])
+
+        var failing = InMemoryConnection.frame(opcode: 1, Array("c".utf8))
+        var reserved = InMemoryConnection.frame(opcode: 3, [])
+        failing.writeBuffer(&reserved)
+        try connection.write(failing)
+        let frames = try connection.readFrames()
+        #expect(frames.map(\.opcode) == [1, 8])
+        #expect(frames.first?.text == "c")
+        #expect(frames.last?.closeCode == 1002)
+    }
+
     // Empty WebSocket messages and empty arrays carry no messages and are ignored.
     @Test func emptyFramesAreIgnored() throws {
         let server = InMemoryServer()
