@@ -31,8 +31,6 @@ public enum SockJSJSON {
         return table
     }()
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// Appends `string` as a quoted JSON string literal.
     @inlinable
     public static func writeQuoted(_ string: String, into buffer: inout ByteBuffer, htmlSafe: Bool = false) {
@@ -57,78 +55,86 @@ public enum SockJSJSON {
             }
             return
         }
-        buffer.reserveCapacity(minimumWritableBytes: utf8.count + 2)
+        // Escapes: written straight into the buffer's memory, a chunk of input at a time, with room for
+        // the worst case (six bytes out per byte in, `\u00XX`).
         buffer.writeInteger(UInt8(ascii: "\""))
-        var runStart = 0
+        let count = utf8.count
         var index = 0
         var slowUntil = 0
-        let count = utf8.count
         byteClasses.withUnsafeBufferPointer { classes in
             while index < count {
-                // Eight plain bytes at a time; after a word that needs a look, go byte by byte past it.
-                if index >= slowUntil && index + 8 <= count {
-                    if isPlainWord(utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self), htmlSafe: htmlSafe) {
-                        index += 8
-                        continue
-                    }
-                    slowUntil = index + 8
-                }
-                let byte = utf8[index]
-                let cls = classes[Int(byte)]
-                switch cls {
-                case .plain:
-                    index += 1
-                    continue
-                case .htmlOnly where !htmlSafe:
-                    index += 1
-                    continue
-                case .leadE2:
-                    // U+200C–200F: E2 80 8C–8F; U+2028–202F: E2 80 A8–AF; U+2060–206F: E2 81 A0–AF.
-                    if index + 2 < count {
-                        let b1 = utf8[index + 1]
-                        let b2 = utf8[index + 2]
-                        let escaped =
-                            (b1 == 0x80 && ((b2 >= 0x8C && b2 <= 0x8F) || (b2 >= 0xA8 && b2 <= 0xAF)))
-                            || (b1 == 0x81 && b2 >= 0xA0 && b2 <= 0xAF)
-                        if escaped {
-                            flush(utf8, from: runStart, to: index, into: &buffer)
-                            writeUnicodeEscape(0x2000 | (UInt16(b1 & 0x3F) << 6) | UInt16(b2 & 0x3F), into: &buffer)
-                            index += 3
-                            runStart = index
+                let chunkEnd = min(count, index + 4096)
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: (chunkEnd - index) * 6 + 16) { out in
+                    var written = 0
+                    while index < chunkEnd {
+                        // Eight plain bytes at a time; after a word that needs a look, byte by byte past it.
+                        if index >= slowUntil && index + 8 <= chunkEnd {
+                            let word = utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                            if isPlainWord(word, htmlSafe: htmlSafe) {
+                                out.storeBytes(of: word, toByteOffset: written, as: UInt64.self)
+                                written += 8
+                                index += 8
+                                continue
+                            }
+                            slowUntil = index + 8
+                        }
+                        let byte = utf8[index]
+                        switch classes[Int(byte)] {
+                        case .plain:
+                            break
+                        case .htmlOnly where !htmlSafe:
+                            break
+                        case .leadE2:
+                            // U+200C–200F: E2 80 8C–8F; U+2028–202F: E2 80 A8–AF; U+2060–206F: E2 81 A0–AF.
+                            if index + 2 < count {
+                                let b1 = utf8[index + 1]
+                                let b2 = utf8[index + 2]
+                                let escaped =
+                                    (b1 == 0x80 && ((b2 >= 0x8C && b2 <= 0x8F) || (b2 >= 0xA8 && b2 <= 0xAF)))
+                                    || (b1 == 0x81 && b2 >= 0xA0 && b2 <= 0xAF)
+                                if escaped {
+                                    written += writeUnicodeEscape(0x2000 | (UInt16(b1 & 0x3F) << 6) | UInt16(b2 & 0x3F), into: out, at: written)
+                                    index += 3
+                                    continue
+                                }
+                            }
+                        case .leadEF:
+                            // U+FFF0–FFFF: EF BF B0–BF.
+                            if index + 2 < count, utf8[index + 1] == 0xBF, utf8[index + 2] >= 0xB0 {
+                                written += writeUnicodeEscape(0xFFC0 | UInt16(utf8[index + 2] & 0x3F), into: out, at: written)
+                                index += 3
+                                continue
+                            }
+                        case .escape, .htmlOnly:
+                            let short: UInt8
+                            switch byte {
+                            case UInt8(ascii: "\""): short = UInt8(ascii: "\"")
+                            case UInt8(ascii: "\\"): short = UInt8(ascii: "\\")
+                            case 0x08: short = UInt8(ascii: "b")
+                            case 0x09: short = UInt8(ascii: "t")
+                            case 0x0A: short = UInt8(ascii: "n")
+                            case 0x0C: short = UInt8(ascii: "f")
+                            case 0x0D: short = UInt8(ascii: "r")
+                            default: short = 0
+                            }
+                            if short != 0 {
+                                out[written] = UInt8(ascii: "\\")
+                                out[written + 1] = short
+                                written += 2
+                            } else {
+                                written += writeUnicodeEscape(UInt16(byte), into: out, at: written)
+                            }
+                            index += 1
                             continue
                         }
+                        out[written] = byte
+                        written += 1
+                        index += 1
                     }
-                    index += 1
-                    continue
-                case .leadEF:
-                    // U+FFF0–FFFF: EF BF B0–BF.
-                    if index + 2 < count, utf8[index + 1] == 0xBF, utf8[index + 2] >= 0xB0 {
-                        flush(utf8, from: runStart, to: index, into: &buffer)
-                        writeUnicodeEscape(0xFFC0 | UInt16(utf8[index + 2] & 0x3F), into: &buffer)
-                        index += 3
-                        runStart = index
-                        continue
-                    }
-                    index += 1
-                    continue
-                case .escape, .htmlOnly:
-                    flush(utf8, from: runStart, to: index, into: &buffer)
-                    switch byte {
-                    case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-                    case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                    case 0x08: buffer.writeStaticString("\\b")
-                    case 0x09: buffer.writeStaticString("\\t")
-                    case 0x0A: buffer.writeStaticString("\\n")
-                    case 0x0C: buffer.writeStaticString("\\f")
-                    case 0x0D: buffer.writeStaticString("\\r")
-                    default: writeUnicodeEscape(UInt16(byte), into: &buffer)
-                    }
-                    index += 1
-                    runStart = index
+                    return written
                 }
             }
         }
-        flush(utf8, from: runStart, to: count, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
@@ -167,19 +173,18 @@ public enum SockJSJSON {
         return true
     }
 
+    /// Writes `\uXXXX` (lowercase hex) at `offset`; returns 6.
     @inline(__always)
-    private static func flush(_ utf8: UnsafeRawBufferPointer, from: Int, to: Int, into buffer: inout ByteBuffer) {
-        if to > from {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[from..<to]))
-        }
-    }
-
-    private static func writeUnicodeEscape(_ unit: UInt16, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("\\u")
-        buffer.writeInteger(hexDigits[Int(unit >> 12)])
-        buffer.writeInteger(hexDigits[Int((unit >> 8) & 0xF)])
-        buffer.writeInteger(hexDigits[Int((unit >> 4) & 0xF)])
-        buffer.writeInteger(hexDigits[Int(unit & 0xF)])
+    private static func writeUnicodeEscape(_ unit: UInt16, into out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        let hex: StaticString = "0123456789abcdef"
+        let digits = hex.utf8Start
+        out[offset] = UInt8(ascii: "\\")
+        out[offset + 1] = UInt8(ascii: "u")
+        out[offset + 2] = digits[Int(unit >> 12)]
+        out[offset + 3] = digits[Int((unit >> 8) & 0xF)]
+        out[offset + 4] = digits[Int((unit >> 4) & 0xF)]
+        out[offset + 5] = digits[Int(unit & 0xF)]
+        return 6
     }
 
     /// Returns `string` quoted, as a `String` (convenience for tests and cold paths).

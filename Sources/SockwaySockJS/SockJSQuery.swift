@@ -20,7 +20,8 @@ public enum SockJSQuery {
         let key = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         var start = 0
         while start <= body.count {
-            let end = body[start...].firstIndex(of: UInt8(ascii: "&")) ?? body.count
+            var end = start
+            while end < body.count, body[end] != UInt8(ascii: "&") { end += 1 }
             let pair = UnsafeRawBufferPointer(rebasing: body[start..<end])
             if pair.count >= key.count + 1, pair[key.count] == UInt8(ascii: "="), pair.starts(with: key) {
                 let raw = UnsafeRawBufferPointer(rebasing: pair[(key.count + 1)...])
@@ -35,22 +36,29 @@ public enum SockJSQuery {
 
     /// Percent-decodes bytes; `nil` if an escape is malformed.
     public static func percentDecodeBytes(_ bytes: UnsafeRawBufferPointer, plusAsSpace: Bool) -> [UInt8]? {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let hi = hexValue(bytes[index + 1]), let lo = hexValue(bytes[index + 2])
-                else { return nil }
-                out.append(hi << 4 | lo)
-                index += 3
-            } else {
-                out.append(plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
-                index += 1
+        var malformed = false
+        let count = bytes.count
+        let decoded = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            var index = 0
+            var written = 0
+            while index < count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "%") {
+                    guard index + 2 < count, let hi = hexValue(bytes[index + 1]), let lo = hexValue(bytes[index + 2]) else {
+                        malformed = true
+                        break
+                    }
+                    out[written] = hi << 4 | lo
+                    index += 3
+                } else {
+                    out[written] = plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte
+                    index += 1
+                }
+                written += 1
             }
+            initialized = written
         }
-        return out
+        return malformed ? nil : decoded
     }
 
     /// Percent-decodes `text`; `nil` if an escape is malformed. Decoded bytes that are not UTF-8 become U+FFFD.

@@ -118,6 +118,9 @@ struct SockJSFormValueTests {
         #expect(value("x=1") == nil)
         #expect(value("") == nil)
         #expect(value("d=%zz%") == "%zz%")  // malformed escapes stay as they came
+        #expect(value("d=ab%4") == "ab%4")
+        #expect(value("d=%41%42+%43") == "AB C")
+        #expect(value("a=%&d=%25%") == "%25%")
     }
 
     // The byte path and the string path agree on what the client sends.
