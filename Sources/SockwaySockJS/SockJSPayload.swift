@@ -149,63 +149,121 @@ public enum SockJSPayload {
                 index += 1
             }
             guard index < bytes.count else { throw .brokenJSON }
-            var out = [UInt8]()
-            out.reserveCapacity(index - start + 16)
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-            while index < bytes.count {
-                let byte = bytes[index]
-                switch byte {
-                case UInt8(ascii: "\""):
-                    index += 1
-                    return String(decoding: out, as: UTF8.self)
-                case UInt8(ascii: "\\"):
-                    index += 1
-                    guard index < bytes.count else { throw .brokenJSON }
-                    let escape = bytes[index]
-                    index += 1
-                    switch escape {
-                    case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
-                    case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
-                    case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "u"):
-                        let unit = try parseHex4()
-                        var scalar: UInt32 = UInt32(unit)
-                        if unit >= 0xD800 && unit < 0xDC00 {
-                            // A high surrogate must be followed by an escaped low surrogate.
-                            if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                                bytes[index + 1] == UInt8(ascii: "u")
-                            {
-                                let saved = index
-                                index += 2
-                                let low = try parseHex4()
-                                if low >= 0xDC00 && low < 0xE000 {
-                                    scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
-                                } else {
-                                    index = saved
-                                    scalar = 0xFFFD
-                                }
-                            } else {
-                                scalar = 0xFFFD
-                            }
-                        } else if unit >= 0xDC00 && unit < 0xE000 {
-                            scalar = 0xFFFD
-                        }
-                        appendUTF8(Unicode.Scalar(scalar)!, to: &out)
-                    default:
-                        throw .brokenJSON
-                    }
-                default:
-                    if byte < 0x20 { throw .brokenJSON }
-                    out.append(byte)
-                    index += 1
+            // Escapes: find the closing quote first (unescaping never lengthens a string), then decode
+            // straight into the String's storage, copying the runs between escapes whole.
+            let escapesStart = index
+            var end = index
+            while true {
+                while end + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: end, as: UInt64.self)) {
+                    end += 8
+                }
+                guard end < bytes.count else { throw .brokenJSON }
+                let byte = bytes[end]
+                if byte == UInt8(ascii: "\"") { break }
+                if byte == UInt8(ascii: "\\") {
+                    end += 2
+                } else if byte < 0x20 {
+                    throw .brokenJSON
+                } else {
+                    end += 1
                 }
             }
-            throw .brokenJSON
+            guard end < bytes.count else { throw .brokenJSON }
+            var failed = false
+            let input = bytes
+            let text = String(unsafeUninitializedCapacity: end - start) { out in
+                let head = escapesStart - start
+                if head > 0 {
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: input[start..<escapesStart]))
+                }
+                guard let written = Self.unescape(input, from: escapesStart, to: end, into: out, at: head) else {
+                    failed = true
+                    return 0
+                }
+                return written
+            }
+            guard !failed else { throw .brokenJSON }
+            index = end + 1
+            return text
+        }
+
+        /// Decodes the escaped JSON string bytes `input[from..<to]` into `out` from `offset`; the number of
+        /// bytes then in `out`, or `nil` for a bad escape. Lone UTF-16 surrogates become U+FFFD.
+        static func unescape(_ input: UnsafeRawBufferPointer, from: Int, to end: Int, into out: UnsafeMutableBufferPointer<UInt8>, at offset: Int) -> Int? {
+            var index = from
+            var written = offset
+            while index < end {
+                let byte = input[index]
+                guard byte == UInt8(ascii: "\\") else {
+                    // A run up to the next escape, copied whole.
+                    var runEnd = index + 1
+                    while runEnd < end, input[runEnd] != UInt8(ascii: "\\") { runEnd += 1 }
+                    UnsafeMutableRawPointer(out.baseAddress! + written).copyMemory(from: input.baseAddress! + index, byteCount: runEnd - index)
+                    written += runEnd - index
+                    index = runEnd
+                    continue
+                }
+                guard index + 1 < end else { return nil }
+                let escape = input[index + 1]
+                index += 2
+                let simple: UInt8
+                switch escape {
+                case UInt8(ascii: "\""): simple = UInt8(ascii: "\"")
+                case UInt8(ascii: "\\"): simple = UInt8(ascii: "\\")
+                case UInt8(ascii: "/"): simple = UInt8(ascii: "/")
+                case UInt8(ascii: "b"): simple = 0x08
+                case UInt8(ascii: "f"): simple = 0x0C
+                case UInt8(ascii: "n"): simple = 0x0A
+                case UInt8(ascii: "r"): simple = 0x0D
+                case UInt8(ascii: "t"): simple = 0x09
+                case UInt8(ascii: "u"):
+                    guard let unit = hex4(input, at: index, end: end) else { return nil }
+                    index += 4
+                    var scalar = UInt32(unit)
+                    if unit >= 0xD800 && unit < 0xDC00 {
+                        // A high surrogate must be followed by an escaped low surrogate.
+                        if index + 6 <= end, input[index] == UInt8(ascii: "\\"), input[index + 1] == UInt8(ascii: "u"),
+                            let low = hex4(input, at: index + 2, end: end), low >= 0xDC00 && low < 0xE000
+                        {
+                            scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+                            index += 6
+                        } else {
+                            scalar = 0xFFFD
+                        }
+                    } else if unit >= 0xDC00 && unit < 0xE000 {
+                        scalar = 0xFFFD
+                    }
+                    // Six input bytes (twelve for a pair) never give more than three (four) out.
+                    UTF8.encode(Unicode.Scalar(scalar)!) { unit in
+                        out[written] = unit
+                        written += 1
+                    }
+                    continue
+                default:
+                    return nil
+                }
+                out[written] = simple
+                written += 1
+            }
+            return written
+        }
+
+        /// Four hex digits at `index`, if they are there before `end`.
+        static func hex4(_ input: UnsafeRawBufferPointer, at index: Int, end: Int) -> UInt16? {
+            guard index + 4 <= end else { return nil }
+            var value: UInt16 = 0
+            for offset in 0..<4 {
+                let byte = input[index + offset]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: return nil
+                }
+                value = value << 4 | UInt16(digit)
+            }
+            return value
         }
 
         /// Whether any of the eight bytes is `"`, `\\` or below 0x20 (SWAR; bytes ≥ 0x80 are plain here).
@@ -218,28 +276,6 @@ public enum SockJSPayload {
             let backslash = zeroByte(word ^ (ones &* 0x5C))
             let control = (word &- ones &* 0x20) & ~word & highs
             return (quote | backslash | control) != 0
-        }
-
-        mutating func parseHex4() throws(SockJSPayloadError) -> UInt16 {
-            guard index + 4 <= bytes.count else { throw .brokenJSON }
-            var value: UInt16 = 0
-            for _ in 0..<4 {
-                let byte = bytes[index]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-                default: throw .brokenJSON
-                }
-                value = value << 4 | UInt16(digit)
-                index += 1
-            }
-            return value
-        }
-
-        func appendUTF8(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
-            UTF8.encode(scalar) { out.append($0) }
         }
 
         /// Validates and skips one JSON value of any kind.

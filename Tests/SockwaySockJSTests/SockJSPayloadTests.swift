@@ -222,6 +222,25 @@ struct SockJSPayloadRoundTripTests {
         }
     }
 
+    @Test func escapeHeavyStringsRoundTrip() {
+        // JSON-in-a-string (a STOMP or chat payload) is mostly escapes: whatever mix of runs and escapes,
+        // quoting then parsing gives the text back.
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["{", "\"type\"", ":", "\\", "\n", "\u{1}", "plain run of text", "é", "😀", "\u{2028}", "\u{FFFF}", "</script>", "12345678"]
+        for _ in 0..<300 {
+            let text = (0..<Int.random(in: 0...40, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            #expect(parseArray("[" + SockJSJSON.quoted(text) + "]") == .success([text]))
+            #expect(parseArray("[" + SockJSJSON.quoted(text, htmlSafe: true) + "," + SockJSJSON.quoted(text) + "]") == .success([text, text]))
+        }
+        // Escapes of every kind, next to runs, and a bad escape after a good one.
+        #expect(parseArray(#"["ab\/c\u00E9\ud83d\uDE00d\ud800x\udc00\""]"#) == .success(["ab/cé😀d\u{FFFD}x\u{FFFD}\""]))
+        #expect(parseArray(#"["a\n", "\tb"]"#) == .success(["a\n", "\tb"]))
+        #expect(parseArray(#"["ok\n\q"]"#) == .failure(.brokenJSON))
+        #expect(parseArray(#"["a\u12"]"#) == .failure(.brokenJSON))
+        #expect(parseArray(#"["a\"#) == .failure(.brokenJSON))
+        #expect(parseArray(#"["a\n"#) == .failure(.brokenJSON))
+    }
+
     @Test func rawControlByteAtEveryOffsetOfAWordIsBrokenJSON() {
         for length in 1..<20 {
             for offset in 0..<length {
