@@ -55,20 +55,20 @@ public enum SockJSJSON {
             }
             return
         }
-        // Escapes: written straight into the buffer's memory, a chunk of input at a time, with room for
-        // the worst case (six bytes out per byte in, `\u00XX`).
+        // Escapes: written straight into the buffer's free memory; when it runs short (escapes grow the
+        // text, up to six bytes per byte for `\u00XX`), ask for more and go on.
         buffer.writeInteger(UInt8(ascii: "\""))
         let count = utf8.count
         var index = 0
         var slowUntil = 0
         byteClasses.withUnsafeBufferPointer { classes in
             while index < count {
-                let chunkEnd = min(count, index + 4096)
-                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: (chunkEnd - index) * 6 + 16) { out in
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: min(count - index, 1 << 16) + 16) { out in
                     var written = 0
-                    while index < chunkEnd {
+                    // Each step writes at most eight bytes (a plain word) or six (an escape).
+                    while index < count, written + 8 <= out.count {
                         // Eight plain bytes at a time; after a word that needs a look, byte by byte past it.
-                        if index >= slowUntil && index + 8 <= chunkEnd {
+                        if index >= slowUntil && index + 8 <= count {
                             let word = utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                             if isPlainWord(word, htmlSafe: htmlSafe) {
                                 out.storeBytes(of: word, toByteOffset: written, as: UInt64.self)

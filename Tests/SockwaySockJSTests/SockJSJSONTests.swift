@@ -172,9 +172,9 @@ struct SockJSJSONFastPathTests {
     }
 
     @Test func chunkBoundariesAndWorstCaseExpansion() {
-        // The escaping path writes 4 KiB of input at a time with room for six bytes out per byte in: a
-        // three-byte escaped sequence straddling a chunk's end, and text that is all control characters,
-        // quote exactly as the reference.
+        // The escaping path writes into the buffer's free memory and asks for more when it runs short:
+        // escaped sequences wherever that happens, and text that is all control characters (six bytes
+        // out per byte in, many rounds), quote exactly as the reference.
         for offset in 4088...4100 {
             let text = String(repeating: "\"", count: 1) + String(repeating: "a", count: offset - 1) + "\u{2028}" + String(repeating: "\u{1}", count: 5000) + "\u{FFFF}"
             #expect(SockJSJSON.quoted(text) == Self.reference(text, htmlSafe: false))
