@@ -160,14 +160,9 @@ public enum SockJSJSON {
     /// < 0x20, `"` or `\\`, nor `<`, `>`, `&` when `htmlSafe`).
     @inline(__always)
     static func isPlainWord(_ word: UInt64, htmlSafe: Bool) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
-        @inline(__always) func hasByte(_ b: UInt8) -> Bool { hasZeroByte(word ^ (ones &* UInt64(b))) }
-        if word & highs != 0 { return false }
-        if (word &- ones &* 0x20) & ~word & highs != 0 { return false }
-        if hasByte(UInt8(ascii: "\"")) || hasByte(UInt8(ascii: "\\")) { return false }
-        if htmlSafe && (hasByte(UInt8(ascii: "<")) || hasByte(UInt8(ascii: ">")) || hasByte(UInt8(ascii: "&"))) {
+        if word & SWAR.highs != 0 || SWAR.hasByte(below: 0x20, in: word) { return false }
+        if SWAR.hasByte(UInt8(ascii: "\""), in: word) || SWAR.hasByte(UInt8(ascii: "\\"), in: word) { return false }
+        if htmlSafe && (SWAR.hasByte(UInt8(ascii: "<"), in: word) || SWAR.hasByte(UInt8(ascii: ">"), in: word) || SWAR.hasByte(UInt8(ascii: "&"), in: word)) {
             return false
         }
         return true
@@ -192,5 +187,23 @@ public enum SockJSJSON {
         var buffer = ByteBuffer()
         writeQuoted(string, into: &buffer, htmlSafe: htmlSafe)
         return String(buffer: buffer)
+    }
+}
+
+/// Eight bytes at a time (SWAR): whether a word holds a given byte, or a byte below a bound. Exact for
+/// "any byte", which is all the scanners ask.
+enum SWAR {
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    @inline(__always)
+    static func hasByte(_ byte: UInt8, in word: UInt64) -> Bool {
+        hasByte(below: 1, in: word ^ (ones &* UInt64(byte)))
+    }
+
+    /// Any byte below `bound` (at most 0x80).
+    @inline(__always)
+    static func hasByte(below bound: UInt8, in word: UInt64) -> Bool {
+        (word &- ones &* UInt64(bound)) & ~word & highs != 0
     }
 }

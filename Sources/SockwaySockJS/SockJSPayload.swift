@@ -168,7 +168,6 @@ public enum SockJSPayload {
                     end += 1
                 }
             }
-            guard end < bytes.count else { throw .brokenJSON }
             var failed = false
             let input = bytes
             let text = String(unsafeUninitializedCapacity: end - start) { out in
@@ -253,14 +252,7 @@ public enum SockJSPayload {
             guard index + 4 <= end else { return nil }
             var value: UInt16 = 0
             for offset in 0..<4 {
-                let byte = input[index + offset]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-                default: return nil
-                }
+                guard let digit = SockJSQuery.hexValue(input[index + offset]) else { return nil }
                 value = value << 4 | UInt16(digit)
             }
             return value
@@ -269,13 +261,7 @@ public enum SockJSPayload {
         /// Whether any of the eight bytes is `"`, `\\` or below 0x20 (SWAR; bytes ≥ 0x80 are plain here).
         @inline(__always)
         static func mayEndString(_ word: UInt64) -> Bool {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            @inline(__always) func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
-            let quote = zeroByte(word ^ (ones &* 0x22))
-            let backslash = zeroByte(word ^ (ones &* 0x5C))
-            let control = (word &- ones &* 0x20) & ~word & highs
-            return (quote | backslash | control) != 0
+            SWAR.hasByte(UInt8(ascii: "\""), in: word) || SWAR.hasByte(UInt8(ascii: "\\"), in: word) || SWAR.hasByte(below: 0x20, in: word)
         }
 
         /// Validates and skips one JSON value of any kind.

@@ -70,7 +70,8 @@ public enum SockJSQuery {
         return utf8.withUnsafeBytes { percentDecodeBytes($0, plusAsSpace: plusAsSpace) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    /// The value of one hex digit, either case.
+    static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
