@@ -271,21 +271,29 @@ enum BenchMessage {
     /// The intended send time, or `nil` for the end marker and anything foreign.
     static func intended(_ message: String) -> NIODeadline? {
         var message = message
-        return message.withUTF8 { bytes in
-            var nanos: UInt64 = 0
-            var index = 0
-            while index < bytes.count, index <= 20 {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: " ") { return index > 0 ? .uptimeNanoseconds(nanos) : nil }
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                let (times10, overflow1) = nanos.multipliedReportingOverflow(by: 10)
-                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-                guard !overflow1, !overflow2 else { return nil }
-                nanos = sum
-                index += 1
-            }
-            return nil
+        return message.withUTF8 { intended(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The intended send time from a message's bytes.
+    static func intended(_ bytes: UnsafeRawBufferPointer) -> NIODeadline? {
+        var nanos: UInt64 = 0
+        var index = 0
+        while index < bytes.count, index <= 20 {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: " ") { return index > 0 ? .uptimeNanoseconds(nanos) : nil }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflow1) = nanos.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { return nil }
+            nanos = sum
+            index += 1
         }
+        return nil
+    }
+
+    /// Whether a message is the end marker.
+    static func isEndMarker(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.starts(with: endMarker.utf8)
     }
 }
 
@@ -597,7 +605,7 @@ final class Receiver: Sendable {
         loop = session.eventLoop
         let state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: session.eventLoop)
         self.state = state
-        session.onEvent { event in
+        session.onBatchEvent { event in
             switch event {
             case .messages(let batch): Self.record(batch, in: state)
             case .closed(let reason):
@@ -621,26 +629,27 @@ final class Receiver: Sendable {
         return done.futureResult
     }
 
-    private static func record(_ batch: [String], in state: NIOLoopBoundBox<State>) {
+    private static func record(_ batch: SockJSMessageBatch, in state: NIOLoopBoundBox<State>) {
         // One access to the loop-bound state per batch, not one per message.
         if record(batch, into: &state.value.timing, now: .now()) { finish(state, closing: false) }
     }
 
     /// Records a batch; `true` once the run is over for this session (its end marker, or the drain limit).
-    private static func record(_ batch: [String], into timing: inout Timing?, now: NIODeadline) -> Bool {
+    private static func record(_ batch: SockJSMessageBatch, into timing: inout Timing?, now: NIODeadline) -> Bool {
         guard timing != nil else { return false }
         let window = timing!.window
-        for message in batch {
+        var ended = false
+        batch.forEach { message in
             guard let intended = BenchMessage.intended(message) else {
-                if message.hasPrefix(BenchMessage.endMarker) { return true }
-                continue
+                if BenchMessage.isEndMarker(message) { ended = true }
+                return
             }
             if window.contains(intended) {
                 _ = timing!.received.histogram.record(UInt64(max(0, (now - intended).nanoseconds / 1000)))
                 timing!.received.count += 1
             }
         }
-        return now > timing!.drainLimit
+        return ended || now > timing!.drainLimit
     }
 
     private static func finish(_ state: NIOLoopBoundBox<State>, closing: Bool) {
@@ -700,11 +709,13 @@ final class Generator: Sendable {
             if due > sent {
                 var batch: [String] = []
                 batch.reserveCapacity(due - sent)
+                var inWindow = 0
                 for k in sent..<due {
                     let intended = start + .nanoseconds(Int64(sender.offset + Double(k) * interval))
-                    if window.contains(intended) { state.value.sentInWindow += 1 }
+                    if window.contains(intended) { inWindow += 1 }
                     batch.append(BenchMessage.make(intended: intended, bytes: messageBytes))
                 }
+                state.value.sentInWindow += inWindow
                 state.value.sent[index] = due
                 sender.session.send(contentsOf: batch)
             }

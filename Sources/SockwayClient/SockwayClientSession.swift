@@ -51,6 +51,17 @@ public final class SockwayClientSession: Sendable {
     /// first; ``SockwayClientEvent/closed(_:)`` comes last, once. Set it once; do not mix with the
     /// other faces.
     public func onEvent(_ handler: @escaping @Sendable (SockwayClientEvent) -> Void) {
+        setHandler(.strings(handler))
+    }
+
+    /// The event-loop face without a `String` per message: like ``onEvent(_:)``, but each batch comes
+    /// as the bytes it arrived in (``SockJSMessageBatch``), for consumers that look at millions of
+    /// messages a second (the bench's receivers). Set it once; do not mix with the other faces.
+    public func onBatchEvent(_ handler: @escaping @Sendable (SockwayClientBatchEvent) -> Void) {
+        setHandler(.batches(handler))
+    }
+
+    private func setHandler(_ handler: ClientSessionCore.Handler) {
         let core = self.core
         if eventLoop.inEventLoop {
             core.value.setHandler(handler)
@@ -109,6 +120,14 @@ public enum SockwayClientEvent: Sendable {
     case closed(SockJSCloseReason)
 }
 
+/// What the bytes-level event-loop face (``SockwayClientSession/onBatchEvent(_:)``) hands its handler.
+public enum SockwayClientBatchEvent: Sendable {
+    /// Messages, in order, as one frame or response brought them.
+    case messages(SockJSMessageBatch)
+    /// The session ended; nothing follows.
+    case closed(SockJSCloseReason)
+}
+
 /// The messages a client session receives, as an `AsyncSequence`.
 public struct SockwayClientMessages: AsyncSequence, Sendable {
     public typealias Element = String
@@ -148,7 +167,26 @@ final class ClientSessionCore {
     var opened: EventLoopPromise<Void>?
     private(set) var phase = Phase.connecting
     private let inbound: InboundQueue
-    private var handler: (@Sendable (SockwayClientEvent) -> Void)?
+    enum Handler {
+        case strings(@Sendable (SockwayClientEvent) -> Void)
+        case batches(@Sendable (SockwayClientBatchEvent) -> Void)
+
+        func messages(_ batch: SockJSMessageBatch) {
+            switch self {
+            case .strings(let handler): handler(.messages(batch.strings))
+            case .batches(let handler): handler(.messages(batch))
+            }
+        }
+
+        func closed(_ reason: SockJSCloseReason) {
+            switch self {
+            case .strings(let handler): handler(.closed(reason))
+            case .batches(let handler): handler(.closed(reason))
+            }
+        }
+    }
+
+    private var handler: Handler?
     private var closeReason: SockJSCloseReason?
     private let onClose: @Sendable (SockJSCloseReason) -> Void
 
@@ -171,7 +209,7 @@ final class ClientSessionCore {
     // MARK: From the transport
 
     /// A SockJS frame arrived.
-    func received(_ frame: SockJSFrame) {
+    func received(_ frame: SockJSReceivedFrame) {
         switch frame {
         case .open:
             guard phase == .connecting else { return }
@@ -197,13 +235,13 @@ final class ClientSessionCore {
     }
 
     /// Messages arrived (raw WebSocket, or the contents of an `a` frame).
-    func deliver(_ messages: [String]) {
+    func deliver(_ messages: SockJSMessageBatch) {
         guard phase == .open else { return }
         if let handler {
-            handler(.messages(messages))
+            handler.messages(messages)
             return
         }
-        if !inbound.push(messages) {
+        if !inbound.push(messages.strings) {
             end(SockJSCloseReason(code: 1013, reason: "Receive queue full"), polite: true)
         }
     }
@@ -234,12 +272,12 @@ final class ClientSessionCore {
 
     // MARK: From the application
 
-    func setHandler(_ handler: @escaping @Sendable (SockwayClientEvent) -> Void) {
+    func setHandler(_ handler: Handler) {
         guard self.handler == nil else { return }
         let queued = inbound.takeAll()
-        if !queued.isEmpty { handler(.messages(queued)) }
+        if !queued.isEmpty { handler.messages(SockJSMessageBatch(queued)) }
         if phase == .closed {
-            handler(.closed(closeReason ?? Self.connectionLost))
+            handler.closed(closeReason ?? Self.connectionLost)
         } else {
             self.handler = handler
         }
@@ -269,7 +307,7 @@ final class ClientSessionCore {
         onClose(reason)
         if let handler {
             self.handler = nil
-            handler(.closed(reason))
+            handler.closed(reason)
         }
         transport?.stop(polite: polite)
         transport = nil

@@ -116,13 +116,13 @@ final class WebSocketClientTransport: ClientTransportDriver {
     fileprivate func receivedText(_ text: ByteBuffer) {
         guard let core else { return }
         if raw {
-            core.deliver([String(buffer: text)])
+            core.deliver(SockJSMessageBatch(message: text))
             return
         }
         // An empty message carries nothing; anything else is one SockJS frame.
         guard text.readableBytes > 0 else { return }
         do {
-            core.received(try SockJSFrame.parse(text))
+            core.received(try SockJSReceivedFrame.parse(text))
         } catch {
             core.fail(SockwayClientError.protocolError("not a SockJS frame"))
         }

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// Why bytes from a server are not SockJS frames.
@@ -53,6 +60,104 @@ extension SockJSFrame {
             do throws(SockJSFrameError) { return .success(try parse(bytes)) } catch { return .failure(error) }
         }
         return try result.get()
+    }
+}
+
+/// A frame as a client receives it: like ``SockJSFrame``, but an `a` frame keeps its messages as the
+/// bytes they arrived in until someone asks (``SockJSMessageBatch``).
+public enum SockJSReceivedFrame: Sendable {
+    case open
+    case heartbeat
+    case messages(SockJSMessageBatch)
+    case close(SockJSCloseReason)
+
+    /// Parses one frame as a server sends it; an `a` frame's JSON is checked in full.
+    public static func parse(_ buffer: ByteBuffer) throws(SockJSFrameError) -> SockJSReceivedFrame {
+        guard buffer.readableBytesView.first == UInt8(ascii: "a") else {
+            switch try SockJSFrame.parse(buffer) {
+            case .open: return .open
+            case .heartbeat: return .heartbeat
+            case .close(let reason): return .close(reason)
+            case .messages(let messages): return .messages(SockJSMessageBatch(messages))
+            }
+        }
+        return .messages(try SockJSMessageBatch(array: buffer.getSlice(at: buffer.readerIndex + 1, length: buffer.readableBytes - 1)!))
+    }
+
+    /// The frame with its messages decoded.
+    public var decoded: SockJSFrame {
+        switch self {
+        case .open: .open
+        case .heartbeat: .heartbeat
+        case .messages(let batch): .messages(batch.strings)
+        case .close(let reason): .close(reason)
+        }
+    }
+}
+
+/// The messages of one `a` frame (or one raw WebSocket message), held as the bytes they arrived in:
+/// for consumers that handle millions of messages a second without making a `String` of each.
+public struct SockJSMessageBatch: Sendable {
+    private enum Storage: Sendable {
+        /// A checked JSON array of messages.
+        case array(ByteBuffer)
+        /// One message's text.
+        case single(ByteBuffer)
+        case strings([String])
+    }
+
+    private let storage: Storage
+    /// How many messages the batch holds.
+    public let count: Int
+
+    /// A JSON array of messages (`[...]`), checked in full here so that reading it cannot fail.
+    public init(array: ByteBuffer) throws(SockJSFrameError) {
+        let counted: Int? = array.withUnsafeReadableBytes { bytes in
+            var parser = SockJSPayload.Parser(bytes: bytes)
+            guard let count = try? parser.visitMessageArray({ _ in }), parser.atEnd else { return nil }
+            return count
+        }
+        guard let counted else { throw .malformed }
+        storage = .array(array)
+        count = counted
+    }
+
+    /// One message, as its UTF-8 text (a raw WebSocket text message).
+    public init(message: ByteBuffer) {
+        storage = .single(message)
+        count = 1
+    }
+
+    /// Messages that are already strings.
+    public init(_ messages: [String]) {
+        storage = .strings(messages)
+        count = messages.count
+    }
+
+    /// Calls `body` with each message's UTF-8 bytes, in order; the bytes are valid only during the
+    /// call. Escapes are decoded; the bytes are as the server sent them otherwise (a `String` made of
+    /// them repairs invalid UTF-8, as ``strings`` does).
+    public func forEach(_ body: (UnsafeRawBufferPointer) -> Void) {
+        switch storage {
+        case .array(let array):
+            array.withUnsafeReadableBytes { bytes in
+                var parser = SockJSPayload.Parser(bytes: bytes)
+                _ = try? parser.visitMessageArray(body)
+            }
+        case .single(let message):
+            message.withUnsafeReadableBytes(body)
+        case .strings(let messages):
+            for var message in messages { message.withUTF8 { body(UnsafeRawBufferPointer($0)) } }
+        }
+    }
+
+    /// The messages as strings.
+    public var strings: [String] {
+        switch storage {
+        case .array(let array): (try? SockJSPayload.parseArray(array)) ?? []
+        case .single(let message): [String(buffer: message)]
+        case .strings(let messages): messages
+        }
     }
 }
 
@@ -134,6 +239,8 @@ public struct SockJSBodyDecoder: Sendable {
     public let format: Format
     public let maxLineBytes: Int
     private var buffer = ByteBuffer()
+    /// Bytes at the front of `buffer` already searched for a newline.
+    private var scanned = 0
 
     public init(format: Format, maxLineBytes: Int = 16 << 20) {
         self.format = format
@@ -153,20 +260,20 @@ public struct SockJSBodyDecoder: Sendable {
     }
 
     /// The next complete frame, or `nil` until more bytes arrive.
-    public mutating func next() throws(SockJSFrameError) -> SockJSFrame? {
+    public mutating func next() throws(SockJSFrameError) -> SockJSReceivedFrame? {
         while let line = try nextLine() {
             switch format {
             case .lines:
                 // The xhr_streaming prelude: 2048 `h`s on one line.
                 if line.readableBytes > 1, line.readableBytesView.allSatisfy({ $0 == UInt8(ascii: "h") }) { continue }
-                return try SockJSFrame.parse(line)
+                return try SockJSReceivedFrame.parse(line)
             case .eventSource:
                 var line = line
                 if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
                 guard line.readableBytes > 0 else { continue }
                 guard line.readableBytesView.starts(with: "data: ".utf8) else { continue }
                 line.moveReaderIndex(forwardBy: 6)
-                return try SockJSFrame.parse(Self.percentDecoded(line))
+                return try SockJSReceivedFrame.parse(Self.percentDecoded(line))
             case .jsonp:
                 return try Self.parseJSONP(line)
             }
@@ -175,12 +282,21 @@ public struct SockJSBodyDecoder: Sendable {
     }
 
     private mutating func nextLine() throws(SockJSFrameError) -> ByteBuffer? {
-        guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+        // memchr from where the last search stopped: a long frame arriving in many reads is scanned once.
+        let from = scanned
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard from < bytes.count, let base = bytes.baseAddress,
+                let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), bytes.count - from)
+            else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
+        }
+        guard let length = found else {
             guard buffer.readableBytes <= maxLineBytes else { throw .tooLong }
+            scanned = buffer.readableBytes
             return nil
         }
-        let length = newline - buffer.readerIndex
         guard length <= maxLineBytes else { throw .tooLong }
+        scanned = 0
         let line = buffer.readSlice(length: length)!
         buffer.moveReaderIndex(forwardBy: 1)
         if buffer.readableBytes == 0 { buffer = ByteBuffer() }
@@ -196,7 +312,7 @@ public struct SockJSBodyDecoder: Sendable {
     }
 
     /// `callback("frame");` → the frame.
-    static func parseJSONP(_ line: ByteBuffer) throws(SockJSFrameError) -> SockJSFrame {
+    static func parseJSONP(_ line: ByteBuffer) throws(SockJSFrameError) -> SockJSReceivedFrame {
         let text: String? = line.withUnsafeReadableBytes { bytes in
             guard let open = bytes.firstIndex(of: UInt8(ascii: "(")) else { return nil }
             var parser = SockJSPayload.Parser(bytes: bytes)
@@ -207,7 +323,6 @@ public struct SockJSBodyDecoder: Sendable {
             return parser.atEnd ? frame : nil
         }
         guard let text else { throw .malformed }
-        var bytes = ByteBuffer(string: text)
-        return try SockJSFrame.parse(bytes.readSlice(length: bytes.readableBytes)!)
+        return try SockJSReceivedFrame.parse(ByteBuffer(string: text))
     }
 }

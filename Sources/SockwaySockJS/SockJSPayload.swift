@@ -131,59 +131,108 @@ public enum SockJSPayload {
         }
 
         mutating func parseString() throws(SockJSPayloadError) -> String {
-            try expect(UInt8(ascii: "\""))
-            let start = index
-            // Fast path: no escapes; eight bytes at a time while none is `"`, `\\` or a control byte.
-            while index + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-                index += 8
+            let (start, end, firstEscape) = try scanString()
+            guard let escapesStart = firstEscape else {
+                return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
             }
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") {
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                    index += 1
-                    return text
-                }
-                if byte == UInt8(ascii: "\\") { break }
-                if byte < 0x20 { throw .brokenJSON }
-                index += 1
-            }
-            guard index < bytes.count else { throw .brokenJSON }
-            // Escapes: find the closing quote first (unescaping never lengthens a string), then decode
-            // straight into the String's storage, copying the runs between escapes whole.
-            let escapesStart = index
-            var end = index
-            while true {
-                while end + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: end, as: UInt64.self)) {
-                    end += 8
-                }
-                guard end < bytes.count else { throw .brokenJSON }
-                let byte = bytes[end]
-                if byte == UInt8(ascii: "\"") { break }
-                if byte == UInt8(ascii: "\\") {
-                    end += 2
-                } else if byte < 0x20 {
-                    throw .brokenJSON
-                } else {
-                    end += 1
-                }
-            }
+            // Unescaping never lengthens a string: decode straight into the String's storage, copying
+            // the runs between escapes whole.
             var failed = false
             let input = bytes
             let text = String(unsafeUninitializedCapacity: end - start) { out in
-                let head = escapesStart - start
-                if head > 0 {
-                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: input[start..<escapesStart]))
-                }
-                guard let written = Self.unescape(input, from: escapesStart, to: end, into: out, at: head) else {
+                guard let written = Self.decode(input, from: start, firstEscape: escapesStart, to: end, into: out) else {
                     failed = true
                     return 0
                 }
                 return written
             }
             guard !failed else { throw .brokenJSON }
-            index = end + 1
             return text
+        }
+
+        /// Finds the string that starts at `index` (its opening quote) and moves past it: the range of
+        /// its content and where its first escape is, if it has one. Escapes are checked when decoded.
+        mutating func scanString() throws(SockJSPayloadError) -> (start: Int, end: Int, firstEscape: Int?) {
+            try expect(UInt8(ascii: "\""))
+            let start = index
+            var firstEscape: Int?
+            while true {
+                // Eight bytes at a time while none is `"`, `\\` or a control byte.
+                while index + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index += 8
+                }
+                guard index < bytes.count else { throw .brokenJSON }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    index += 1
+                    return (start, index - 1, firstEscape)
+                }
+                if byte == UInt8(ascii: "\\") {
+                    if firstEscape == nil { firstEscape = index }
+                    index += 2
+                } else if byte < 0x20 {
+                    throw .brokenJSON
+                } else {
+                    index += 1
+                }
+            }
+        }
+
+        /// Visits one message as UTF-8 bytes without making a `String`: a string without escapes is a
+        /// slice of the input, one with escapes is decoded into temporary memory (valid only during
+        /// `body`), any other JSON value is its text.
+        mutating func visitMessage(depth: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws(SockJSPayloadError) {
+            guard !atEnd else { throw .brokenJSON }
+            guard peek == UInt8(ascii: "\"") else {
+                let start = index
+                try skipValue(depth: depth)
+                return body(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+            }
+            let (start, end, firstEscape) = try scanString()
+            guard let escapesStart = firstEscape else {
+                return body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            }
+            let input = bytes
+            let decoded = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: end - start) { out -> Bool in
+                guard let written = Self.decode(input, from: start, firstEscape: escapesStart, to: end, into: out) else { return false }
+                body(UnsafeRawBufferPointer(start: out.baseAddress, count: written))
+                return true
+            }
+            guard decoded else { throw .brokenJSON }
+        }
+
+        /// Visits every message of a JSON array (see ``visitMessage(depth:_:)``); returns how many.
+        mutating func visitMessageArray(_ body: (UnsafeRawBufferPointer) -> Void) throws(SockJSPayloadError) -> Int {
+            try expect(UInt8(ascii: "["))
+            skipWhitespace()
+            if !atEnd, peek == UInt8(ascii: "]") {
+                index += 1
+                return 0
+            }
+            var count = 0
+            while true {
+                skipWhitespace()
+                try visitMessage(depth: 1, body)
+                count += 1
+                skipWhitespace()
+                guard !atEnd else { throw .brokenJSON }
+                if peek == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "]"))
+                return count
+            }
+        }
+
+        /// Decodes the string content `input[from..<to]`, whose first escape is at `firstEscape`, into
+        /// `out`; the number of bytes written, or `nil` for a bad escape.
+        static func decode(_ input: UnsafeRawBufferPointer, from start: Int, firstEscape: Int, to end: Int, into out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+            let head = firstEscape - start
+            if head > 0 {
+                UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: input[start..<firstEscape]))
+            }
+            return unescape(input, from: firstEscape, to: end, into: out, at: head)
         }
 
         /// Decodes the escaped JSON string bytes `input[from..<to]` into `out` from `offset`; the number of

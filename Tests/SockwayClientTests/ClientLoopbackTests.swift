@@ -222,6 +222,45 @@ func expectSame(_ received: [String], _ expected: [String], sourceLocation: Sour
         }
     }
 
+    // The bytes face: every message comes back as the bytes that were sent, escapes decoded, on every
+    // transport; the close comes last.
+    @Test(arguments: [SockwayClientTransport.rawWebSocket, .webSocket, .xhrStreaming, .eventSource, .xhrPolling, .jsonpPolling])
+    func batchFaceGivesTheBytesThatWereSent(transport: SockwayClientTransport) async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(to: "http://127.0.0.1:\(port)/echo", configuration: .init(transports: [transport]))
+            let sent = (0..<300).map { index -> String in
+                switch index % 4 {
+                case 0: "plain \(index)"
+                case 1: "quote \" backslash \\ tab \t \(index)"
+                case 2: "</script> \u{2028} é \u{1F600} \(index)"
+                default: String(repeating: "x", count: index)
+                }
+            }
+            let received = NIOLockedValueBox<[String]>([])
+            let done = session.eventLoop.makePromise(of: Void.self)
+            session.onBatchEvent { event in
+                switch event {
+                case .messages(let batch):
+                    var decoded: [String] = []
+                    batch.forEach { decoded.append(String(decoding: $0, as: UTF8.self)) }
+                    #expect(decoded.count == batch.count)
+                    #expect(decoded == batch.strings)
+                    received.withLockedValue { $0 += decoded }
+                case .closed:
+                    done.succeed()
+                }
+            }
+            session.send(contentsOf: sent)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while received.withLockedValue({ $0.count }) < sent.count, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            session.close()
+            try await done.futureResult.get()
+            #expect(received.withLockedValue { $0 } == sent)
+        }
+    }
+
     @Test func nothingListeningFailsEveryTransport() async throws {
         await #expect(throws: (any Error).self) {
             _ = try await SockwayClient.connect(

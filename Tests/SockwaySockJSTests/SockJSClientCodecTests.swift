@@ -33,6 +33,48 @@ struct SockJSFrameParsingTests {
     }
 }
 
+@Suite("Client side: message batches as bytes")
+struct SockJSMessageBatchTests {
+    private func bytes(of batch: SockJSMessageBatch) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        batch.forEach { out.append(Array($0)) }
+        return out
+    }
+
+    // Each message's bytes are what its String would hold: escapes decoded (surrogate pairs joined,
+    // lone ones replaced), other JSON values as their text.
+    @Test func bytesAreTheDecodedMessages() throws {
+        let text = #"a["plain","q\"b\\s\/\n","\ud83d\ude00 \u00e9","lone \ud800!",12.5,{"k":[1]},""]"#
+        guard case .messages(let batch) = try SockJSReceivedFrame.parse(ByteBuffer(string: text)) else {
+            Issue.record("not a message frame")
+            return
+        }
+        let expected = ["plain", "q\"b\\s/\n", "\u{1F600} é", "lone \u{FFFD}!", "12.5", #"{"k":[1]}"#, ""]
+        #expect(batch.count == expected.count)
+        #expect(batch.strings == expected)
+        #expect(bytes(of: batch) == expected.map { Array($0.utf8) })
+        #expect(try SockJSReceivedFrame.parse(ByteBuffer(string: text)).decoded == SockJSFrame.parse(ByteBuffer(string: text)))
+    }
+
+    @Test func emptyArrayHasNoMessages() throws {
+        let batch = try SockJSMessageBatch(array: ByteBuffer(string: "[]"))
+        #expect(batch.count == 0)
+        #expect(bytes(of: batch).isEmpty)
+    }
+
+    // Whatever is wrong is found when the frame is parsed, so reading a batch cannot fail.
+    @Test(arguments: ["[", #"["x""#, #"["x",]"#, #"["\q"]"#, #"["\u12"]"#, "[\"\u{1}\"]", #"["x"]]"#, "[tru]", #"{"a":1}"#])
+    func refusesWhatIsNotAnArrayOfMessages(text: String) {
+        #expect(throws: SockJSFrameError.malformed) { try SockJSMessageBatch(array: ByteBuffer(string: text)) }
+    }
+
+    @Test func otherFramesParseAsBefore() throws {
+        for text in ["o", "h", #"c[3000,"Go away!"]"#] {
+            #expect(try SockJSReceivedFrame.parse(ByteBuffer(string: text)).decoded == SockJSFrame.parse(ByteBuffer(string: text)))
+        }
+    }
+}
+
 @Suite("Client side: response bodies")
 struct SockJSBodyDecoderTests {
     private func frames(_ format: SockJSBodyDecoder.Format, _ pieces: [String]) throws -> [SockJSFrame] {
@@ -40,7 +82,7 @@ struct SockJSBodyDecoderTests {
         var out: [SockJSFrame] = []
         for piece in pieces {
             decoder.append(ByteBuffer(string: piece))
-            while let frame = try decoder.next() { out.append(frame) }
+            while let frame = try decoder.next() { out.append(frame.decoded) }
         }
         #expect(decoder.bufferedBytes == 0)
         return out
