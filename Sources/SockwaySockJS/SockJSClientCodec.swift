@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 
 /// Why bytes from a server are not SockJS frames.
@@ -284,12 +277,7 @@ public struct SockJSBodyDecoder: Sendable {
     private mutating func nextLine() throws(SockJSFrameError) -> ByteBuffer? {
         // memchr from where the last search stopped: a long frame arriving in many reads is scanned once.
         let from = scanned
-        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
-            guard from < bytes.count, let base = bytes.baseAddress,
-                let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), bytes.count - from)
-            else { return nil }
-            return base.distance(to: UnsafeRawPointer(hit))
-        }
+        let found = buffer.withUnsafeReadableBytes { SockJSQuery.firstIndex(of: UInt8(ascii: "\n"), in: $0, from: from) }
         guard let length = found else {
             guard buffer.readableBytes <= maxLineBytes else { throw .tooLong }
             scanned = buffer.readableBytes

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// Query-string and form decoding, and the callback rules of the htmlfile and jsonp transports.
 public enum SockJSQuery {
     /// The value of the first `name=` pair in a query string or form body, percent-decoded
@@ -20,8 +27,7 @@ public enum SockJSQuery {
         let key = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         var start = 0
         while start <= body.count {
-            var end = start
-            while end < body.count, body[end] != UInt8(ascii: "&") { end += 1 }
+            let end = firstIndex(of: UInt8(ascii: "&"), in: body, from: start) ?? body.count
             let pair = UnsafeRawBufferPointer(rebasing: body[start..<end])
             if pair.count >= key.count + 1, pair[key.count] == UInt8(ascii: "="), pair.starts(with: key) {
                 let raw = UnsafeRawBufferPointer(rebasing: pair[(key.count + 1)...])
@@ -34,31 +40,58 @@ public enum SockJSQuery {
         return nil
     }
 
-    /// Percent-decodes bytes; `nil` if an escape is malformed.
+    /// Percent-decodes bytes; `nil` if an escape is malformed. Runs without `%` (or `+`) are found
+    /// eight bytes at a time and copied whole: a `jsonp_send` body is mostly such runs.
     public static func percentDecodeBytes(_ bytes: UnsafeRawBufferPointer, plusAsSpace: Bool) -> [UInt8]? {
         var malformed = false
         let count = bytes.count
         let decoded = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            guard let source = bytes.baseAddress, let target = out.baseAddress else {
+                initialized = 0
+                return
+            }
             var index = 0
             var written = 0
             while index < count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "%") {
+                var runEnd = index
+                while runEnd + 8 <= count {
+                    let word = bytes.loadUnaligned(fromByteOffset: runEnd, as: UInt64.self)
+                    if SWAR.hasByte(UInt8(ascii: "%"), in: word) || (plusAsSpace && SWAR.hasByte(UInt8(ascii: "+"), in: word)) { break }
+                    runEnd += 8
+                }
+                while runEnd < count, bytes[runEnd] != UInt8(ascii: "%"), !(plusAsSpace && bytes[runEnd] == UInt8(ascii: "+")) {
+                    runEnd += 1
+                }
+                if runEnd > index {
+                    (target + written).update(from: source.assumingMemoryBound(to: UInt8.self) + index, count: runEnd - index)
+                    written += runEnd - index
+                    index = runEnd
+                }
+                guard index < count else { break }
+                if bytes[index] == UInt8(ascii: "+") {
+                    target[written] = UInt8(ascii: " ")
+                    index += 1
+                } else {
                     guard index + 2 < count, let hi = hexValue(bytes[index + 1]), let lo = hexValue(bytes[index + 2]) else {
                         malformed = true
                         break
                     }
-                    out[written] = hi << 4 | lo
+                    target[written] = hi << 4 | lo
                     index += 3
-                } else {
-                    out[written] = plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte
-                    index += 1
                 }
                 written += 1
             }
             initialized = written
         }
         return malformed ? nil : decoded
+    }
+
+    /// The index of the first `byte` in `bytes` at or after `from`.
+    static func firstIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < bytes.count, let base = bytes.baseAddress,
+            let hit = memchr(base + from, Int32(byte), bytes.count - from)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(hit))
     }
 
     /// Percent-decodes `text`; `nil` if an escape is malformed. Decoded bytes that are not UTF-8 become U+FFFD.

@@ -165,6 +165,28 @@ struct SockJSFormValueTests {
         #expect(value("a=%&d=%25%") == "%25%")
     }
 
+    // Runs are copied eight bytes at a time: escapes and `+` at every offset around a word decode as
+    // a byte-at-a-time decoder would.
+    @Test func escapesAtEveryOffsetDecode() {
+        for length in 0..<40 {
+            for position in 0..<max(1, length) {
+                var plain = Array(repeating: UInt8(ascii: "x"), count: length)
+                var expected = plain
+                if length > 0 {
+                    plain[position] = UInt8(ascii: "+")
+                    expected[position] = UInt8(ascii: " ")
+                }
+                var encoded = plain
+                encoded.insert(contentsOf: Array("%41".utf8), at: min(position + 1, encoded.count))
+                expected.insert(UInt8(ascii: "A"), at: min(position + 1, expected.count))
+                let decoded = encoded.withUnsafeBytes { SockJSQuery.percentDecodeBytes($0, plusAsSpace: true) }
+                #expect(decoded == expected, "length \(length), position \(position)")
+                let literal = plain.withUnsafeBytes { SockJSQuery.percentDecodeBytes($0, plusAsSpace: false) }
+                #expect(literal == plain)
+            }
+        }
+    }
+
     // The byte path and the string path agree on what the client sends.
     @Test func agreesWithTheClientEncoding() throws {
         let messages = ["x", "a b+c", "%25", "\u{1F600}", "&=;", "</script>"]
