@@ -247,25 +247,47 @@ enum BenchMessage {
 
     /// Built in place, one allocation: the load generator makes hundreds of thousands a second.
     static func make(intended: NIODeadline, bytes: Int) -> String {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits
-        var count = 0
-        var value = intended.uptimeNanoseconds
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
-                count += 1
-            } while value > 0
+        String(unsafeUninitializedCapacity: length(intended: intended, bytes: bytes)) { out in
+            write(intended: intended, into: UnsafeMutableRawBufferPointer(out))
         }
-        let length = max(bytes, count + 1)
-        return withUnsafeBytes(of: &digits) { reversed in
-            String(unsafeUninitializedCapacity: length) { out in
-                for index in 0..<count { out[index] = reversed[count - 1 - index] }
-                out[count] = UInt8(ascii: " ")
-                for index in (count + 1)..<length { out[index] = UInt8(ascii: "x") }
-                return length
-            }
+    }
+
+    /// Appends the message to `batch` without making a `String` of it.
+    static func append(intended: NIODeadline, bytes: Int, to batch: inout SockwayOutgoingBatch) {
+        withUnsafeTemporaryAllocation(byteCount: length(intended: intended, bytes: bytes), alignment: 1) { out in
+            let written = write(intended: intended, into: out)
+            batch.append(utf8: UnsafeRawBufferPointer(rebasing: out[0..<written]))
         }
+    }
+
+    private static func digits(_ value: UInt64) -> Int {
+        var count = 1
+        var rest = value / 10
+        while rest > 0 {
+            count += 1
+            rest /= 10
+        }
+        return count
+    }
+
+    private static func length(intended: NIODeadline, bytes: Int) -> Int {
+        max(bytes, digits(intended.uptimeNanoseconds) + 1)
+    }
+
+    /// Writes the message into all of `out`: the digits, a space, `x`s to the end.
+    private static func write(intended: NIODeadline, into out: UnsafeMutableRawBufferPointer) -> Int {
+        let value = intended.uptimeNanoseconds
+        let count = digits(value)
+        var rest = value
+        for index in stride(from: count - 1, through: 0, by: -1) {
+            out[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        out[count] = UInt8(ascii: " ")
+        if out.count > count + 1 {
+            UnsafeMutableRawBufferPointer(rebasing: out[(count + 1)...]).initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "x"))
+        }
+        return out.count
     }
 
     /// The intended send time, or `nil` for the end marker and anything foreign.
@@ -707,17 +729,16 @@ final class Generator: Sendable {
             let due = elapsed < 0 ? 0 : Int(elapsed / interval) + 1
             let sent = state.value.sent[index]
             if due > sent {
-                var batch: [String] = []
-                batch.reserveCapacity(due - sent)
+                var batch = SockwayOutgoingBatch(capacity: (due - sent) * (max(messageBytes, 21) + 4))
                 var inWindow = 0
                 for k in sent..<due {
                     let intended = start + .nanoseconds(Int64(sender.offset + Double(k) * interval))
                     if window.contains(intended) { inWindow += 1 }
-                    batch.append(BenchMessage.make(intended: intended, bytes: messageBytes))
+                    BenchMessage.append(intended: intended, bytes: messageBytes, to: &batch)
                 }
                 state.value.sentInWindow += inWindow
                 state.value.sent[index] = due
-                sender.session.send(contentsOf: batch)
+                sender.session.send(batch)
             }
             let upcoming = start + .nanoseconds(Int64(sender.offset + Double(state.value.sent[index]) * interval))
             if upcoming < next { next = upcoming }

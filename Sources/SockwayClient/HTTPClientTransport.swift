@@ -18,8 +18,9 @@ final class HTTPClientTransport: ClientTransportDriver {
     private var receiver: HTTPClientConnection?
     private var sender: HTTPClientConnection?
     private var connectingSender = false
-    private var pending: [String] = []
-    private var pendingBytes = 0
+    /// The next send request's JSON array, built as messages are sent: `[` and the quoted messages so
+    /// far (empty while nothing waits).
+    private var pending = ByteBuffer()
     private var sending = false
     private var stopped = false
 
@@ -114,12 +115,16 @@ final class HTTPClientTransport: ClientTransportDriver {
 
     // MARK: Sending
 
-    func send(_ messages: [String]) {
-        for message in messages {
-            pending.append(message)
-            pendingBytes += message.utf8.count
+    func send(_ messages: SockwayOutgoingBatch) {
+        if pending.readableBytes == 0 {
+            pending.reserveCapacity(messages.byteCount + 3 * messages.count + 8)
+            pending.writeInteger(UInt8(ascii: "["))
         }
-        if pendingBytes > configuration.maxPendingSendBytes {
+        messages.forEach { message in
+            if pending.readableBytes > 1 { pending.writeInteger(UInt8(ascii: ",")) }
+            SockJSJSON.writeQuoted(utf8: message, into: &pending)
+        }
+        if pending.readableBytes > configuration.maxPendingSendBytes {
             core?.end(ClientSessionCore.sendBufferFull, polite: false)
             return
         }
@@ -127,7 +132,7 @@ final class HTTPClientTransport: ClientTransportDriver {
     }
 
     private func flush() {
-        guard !sending, !pending.isEmpty, !stopped else { return }
+        guard !sending, pending.readableBytes > 0, !stopped else { return }
         guard let sender, sender.isReusable else {
             guard !connectingSender else { return }
             connectingSender = true
@@ -146,21 +151,21 @@ final class HTTPClientTransport: ClientTransportDriver {
             }
             return
         }
-        let batch = pending
-        // Sized for the plain case (quotes and commas) so the body is not regrown as it is written.
-        var body = sender.channel.allocator.buffer(capacity: pendingBytes + 3 * batch.count + 8)
-        pending = []
-        pending.reserveCapacity(batch.count)
-        pendingBytes = 0
+        var array = pending
+        array.writeInteger(UInt8(ascii: "]"))
+        pending = ByteBuffer()
         sending = true
+        let body: ByteBuffer
         let path: String
         let contentType: String
         if kind == .jsonpPolling {
-            SockJSMessageArray.writeForm(batch, into: &body)
+            var form = sender.channel.allocator.buffer(capacity: array.readableBytes * 3 + 3)
+            SockJSMessageArray.writeForm(array: array, into: &form)
+            body = form
             path = sessionPath + "/jsonp_send"
             contentType = "application/x-www-form-urlencoded"
         } else {
-            SockJSMessageArray.writeArray(batch, into: &body)
+            body = array
             path = sessionPath + "/xhr_send"
             contentType = "text/plain;charset=UTF-8"
         }
@@ -192,6 +197,6 @@ final class HTTPClientTransport: ClientTransportDriver {
         sender?.close()
         receiver = nil
         sender = nil
-        pending = []
+        pending = ByteBuffer()
     }
 }

@@ -79,22 +79,19 @@ public final class SockwayClientSession: Sendable {
     /// Sends several messages with one hop to the session's loop. WebSocket transports send a frame per
     /// message, as sockjs-client does; HTTP transports send them in one request.
     public func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
-        if eventLoop.inEventLoop {
-            core.value.send(Array(messages))
-        } else {
-            let batch = Array(messages)
-            let core = self.core
-            eventLoop.execute { core.value.send(batch) }
-        }
+        var batch = SockwayOutgoingBatch()
+        for message in messages { batch.append(message) }
+        send(batch)
     }
 
-    /// Sends an array of messages with one hop to the session's loop (no copy of the array).
-    public func send(contentsOf messages: [String]) {
+    /// Sends a batch of messages built as bytes (the bytes face), with one hop to the session's loop.
+    public func send(_ batch: SockwayOutgoingBatch) {
+        guard batch.count > 0 else { return }
         if eventLoop.inEventLoop {
-            core.value.send(messages)
+            core.value.send(batch)
         } else {
             let core = self.core
-            eventLoop.execute { core.value.send(messages) }
+            eventLoop.execute { core.value.send(batch) }
         }
     }
 
@@ -148,7 +145,7 @@ public struct SockwayClientMessages: AsyncSequence, Sendable {
 /// What the session asks of a transport. Loop-bound, like everything a transport does.
 protocol ClientTransportDriver: AnyObject {
     func start()
-    func send(_ messages: [String])
+    func send(_ batch: SockwayOutgoingBatch)
     /// Stop: close connections. `polite` sends a WebSocket close frame first.
     func stop(polite: Bool)
 }
@@ -283,9 +280,9 @@ final class ClientSessionCore {
         }
     }
 
-    func send(_ messages: [String]) {
-        guard phase == .open, !messages.isEmpty else { return }
-        transport?.send(messages)
+    func send(_ batch: SockwayOutgoingBatch) {
+        guard phase == .open, batch.count > 0 else { return }
+        transport?.send(batch)
     }
 
     func close() {

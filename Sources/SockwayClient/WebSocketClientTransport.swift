@@ -141,7 +141,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
         }
     }
 
-    func send(_ messages: [String]) {
+    func send(_ messages: SockwayOutgoingBatch) {
         guard let channel, upgraded, !stopped else { return }
         guard channel.isWritable else {
             core?.end(ClientSessionCore.sendBufferFull, polite: false)
@@ -149,13 +149,15 @@ final class WebSocketClientTransport: ClientTransportDriver {
         }
         // Every message is its own frame (sockjs-client's `send` takes one message); the batch's frames
         // go out in one buffer and one write.
-        var batch = channel.allocator.buffer(capacity: messages.count * 80)
-        for message in messages {
+        var batch = channel.allocator.buffer(capacity: messages.byteCount + messages.count * 16)
+        messages.forEach { message in
             scratch.clear()
             if raw {
-                scratch.writeString(message)
+                scratch.writeBytes(message)
             } else {
-                SockJSMessageArray.writeArray(CollectionOfOne(message), into: &scratch)
+                scratch.writeInteger(UInt8(ascii: "["))
+                SockJSJSON.writeQuoted(utf8: message, into: &scratch)
+                scratch.writeInteger(UInt8(ascii: "]"))
             }
             appendFrame(.text, payload: scratch, to: &batch, allocator: channel.allocator)
         }

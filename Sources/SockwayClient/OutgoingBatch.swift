@@ -1,0 +1,66 @@
+import NIOCore
+
+/// Messages to send, built as UTF-8 bytes without a `String` each (the bytes face of
+/// ``SockwayClientSession/send(_:)-(SockwayOutgoingBatch)``), for senders of millions of messages a
+/// second. Each message is stored length-first in one buffer: one allocation per batch.
+public struct SockwayOutgoingBatch: Sendable {
+    private(set) var storage: ByteBuffer
+    /// How many messages the batch holds.
+    public private(set) var count = 0
+    /// The messages' UTF-8 bytes in all.
+    public private(set) var byteCount = 0
+
+    /// An empty batch with room for `capacity` bytes of messages.
+    public init(capacity: Int = 0) {
+        storage = ByteBufferAllocator().buffer(capacity: capacity)
+    }
+
+    /// Appends a message.
+    public mutating func append(_ message: String) {
+        var message = message
+        message.withUTF8 { appendValid(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends a message given as UTF-8 bytes; invalid sequences become U+FFFD, as in
+    /// `String(decoding:as:)`.
+    public mutating func append(utf8 message: UnsafeRawBufferPointer) {
+        if Self.isASCII(message) {
+            appendValid(message)
+        } else {
+            append(String(decoding: message, as: UTF8.self))
+        }
+    }
+
+    private mutating func appendValid(_ message: UnsafeRawBufferPointer) {
+        storage.writeInteger(UInt32(message.count))
+        storage.writeBytes(message)
+        count += 1
+        byteCount += message.count
+    }
+
+    /// Calls `body` with each message's bytes, in order (valid only during the call).
+    func forEach(_ body: (UnsafeRawBufferPointer) -> Void) {
+        storage.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset + 4 <= bytes.count {
+                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                body(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)]))
+                offset += 4 + length
+            }
+        }
+    }
+
+    /// Eight bytes at a time: whether no byte has its high bit set.
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= bytes.count {
+            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            index += 8
+        }
+        while index < bytes.count {
+            if bytes[index] >= 0x80 { return false }
+            index += 1
+        }
+        return true
+    }
+}
