@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Messages to send, built as UTF-8 bytes without a `String` each (the bytes face of
-/// ``SockwayClientSession/send(_:)-(SockwayOutgoingBatch)``), for senders of millions of messages a
+/// `SockwayClientSession.send(_:)` with a batch), for senders of millions of messages a
 /// second. Each message is stored length-first in one buffer: one allocation per batch.
 public struct SockwayOutgoingBatch: Sendable {
     private(set) var storage: ByteBuffer

@@ -170,6 +170,47 @@ public enum SockJSMessageArray {
         buffer.writeInteger(UInt8(ascii: "]"))
     }
 
+    /// `["a","b"]` from an array: when no message needs an escape (the usual case) the whole array is
+    /// one write into the buffer, sized once, instead of two buffer calls per message.
+    public static func writeArray(_ messages: [String], into buffer: inout ByteBuffer) {
+        var total = 2 + messages.count * 3
+        var plain = true
+        for message in messages {
+            let fits = message.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                total += utf8.count
+                return SockJSJSON.isPlain(UnsafeRawBufferPointer(utf8), htmlSafe: false)
+            }
+            guard fits == true else {
+                plain = false
+                break
+            }
+        }
+        guard plain else { return writeArray(messages[...], into: &buffer) }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var written = 0
+            out[written] = UInt8(ascii: "[")
+            written += 1
+            for message in messages {
+                if written > 1 {
+                    out[written] = UInt8(ascii: ",")
+                    written += 1
+                }
+                out[written] = UInt8(ascii: "\"")
+                written += 1
+                message.utf8.withContiguousStorageIfAvailable { utf8 in
+                    if let source = utf8.baseAddress, utf8.count > 0 {
+                        (out.baseAddress! + written).copyMemory(from: source, byteCount: utf8.count)
+                        written += utf8.count
+                    }
+                }
+                out[written] = UInt8(ascii: "\"")
+                written += 1
+            }
+            out[written] = UInt8(ascii: "]")
+            return written + 1
+        }
+    }
+
     /// `d=<the array, form-encoded>`: the body of `jsonp_send` (`application/x-www-form-urlencoded`).
     @inlinable
     public static func writeForm(_ messages: some Sequence<String>, into buffer: inout ByteBuffer) {

@@ -34,9 +34,15 @@ public enum SockJSJSON {
     /// Appends `string` as a quoted JSON string literal.
     @inlinable
     public static func writeQuoted(_ string: String, into buffer: inout ByteBuffer, htmlSafe: Bool = false) {
-        var string = string
-        string.withUTF8 { bytes in
+        // Native strings are contiguous UTF-8: no copy, no uniqueness check.
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes in
             writeQuoted(utf8: UnsafeRawBufferPointer(bytes), into: &buffer, htmlSafe: htmlSafe)
+        }
+        if done == nil {
+            var string = string
+            string.withUTF8 { bytes in
+                writeQuoted(utf8: UnsafeRawBufferPointer(bytes), into: &buffer, htmlSafe: htmlSafe)
+            }
         }
     }
 

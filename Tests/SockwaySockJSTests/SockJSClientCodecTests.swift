@@ -137,6 +137,18 @@ struct SockJSMessageArrayTests {
         #expect(try SockJSPayload.parseArray(buffer) == messages)
     }
 
+    // An array of plain messages is written in one go; any escape sends it down the per-message path.
+    // Both write the same bytes as the generic writer.
+    @Test(arguments: [[], [""], ["a"], ["plain", "also plain", String(repeating: "x", count: 100)], ["plain", "needs \"escape\"", "x"], ["\u{2028}"], ["é"]])
+    func plainArraysAreWrittenInOneGo(messages: [String]) throws {
+        var fast = ByteBuffer()
+        SockJSMessageArray.writeArray(messages, into: &fast)
+        var generic = ByteBuffer()
+        SockJSMessageArray.writeArray(messages.lazy.map { $0 }, into: &generic)
+        #expect(fast == generic)
+        #expect(try SockJSPayload.parseArray(fast) == messages)
+    }
+
     @Test func formEncodesTheArray() {
         var buffer = ByteBuffer()
         SockJSMessageArray.writeForm(["a b", "é&="], into: &buffer)
