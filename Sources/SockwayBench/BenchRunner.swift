@@ -247,45 +247,57 @@ enum BenchMessage {
 
     /// Built in place, one allocation: the load generator makes hundreds of thousands a second.
     static func make(intended: NIODeadline, bytes: Int) -> String {
-        String(unsafeUninitializedCapacity: length(intended: intended, bytes: bytes)) { out in
-            write(intended: intended, into: UnsafeMutableRawBufferPointer(out))
+        withDigits(of: intended) { digits in
+            String(unsafeUninitializedCapacity: max(bytes, digits.count + 1)) { out in
+                fill(UnsafeMutableRawBufferPointer(out), digits: digits)
+            }
         }
     }
 
     /// Appends the message to `batch` without making a `String` of it.
     static func append(intended: NIODeadline, bytes: Int, to batch: inout SockwayOutgoingBatch) {
-        withUnsafeTemporaryAllocation(byteCount: length(intended: intended, bytes: bytes), alignment: 1) { out in
-            let written = write(intended: intended, into: out)
-            batch.append(utf8: UnsafeRawBufferPointer(rebasing: out[0..<written]))
+        withDigits(of: intended) { digits in
+            withUnsafeTemporaryAllocation(byteCount: max(bytes, digits.count + 1), alignment: 8) { out in
+                batch.append(utf8: UnsafeRawBufferPointer(rebasing: out[0..<fill(out, digits: digits)]))
+            }
         }
     }
 
-    private static func digits(_ value: UInt64) -> Int {
-        var count = 1
-        var rest = value / 10
-        while rest > 0 {
-            count += 1
-            rest /= 10
+    /// The decimal digits of the time, two at a time from a table (the generator writes millions a second).
+    private static func withDigits<Result>(of intended: NIODeadline, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &scratch) { scratch in
+            var rest = intended.uptimeNanoseconds
+            var start = scratch.count
+            pairs.withUnsafeBufferPointer { pairs in
+                while rest >= 100 {
+                    let pair = Int(rest % 100) * 2
+                    rest /= 100
+                    start -= 2
+                    scratch[start] = pairs[pair]
+                    scratch[start + 1] = pairs[pair + 1]
+                }
+                if rest >= 10 {
+                    start -= 2
+                    scratch[start] = pairs[Int(rest) * 2]
+                    scratch[start + 1] = pairs[Int(rest) * 2 + 1]
+                } else {
+                    start -= 1
+                    scratch[start] = UInt8(ascii: "0") + UInt8(rest)
+                }
+            }
+            return body(UnsafeRawBufferPointer(rebasing: scratch[start...]))
         }
-        return count
     }
 
-    private static func length(intended: NIODeadline, bytes: Int) -> Int {
-        max(bytes, digits(intended.uptimeNanoseconds) + 1)
-    }
+    private static let pairs: [UInt8] = (0..<100).flatMap { [UInt8(ascii: "0") + UInt8($0 / 10), UInt8(ascii: "0") + UInt8($0 % 10)] }
 
     /// Writes the message into all of `out`: the digits, a space, `x`s to the end.
-    private static func write(intended: NIODeadline, into out: UnsafeMutableRawBufferPointer) -> Int {
-        let value = intended.uptimeNanoseconds
-        let count = digits(value)
-        var rest = value
-        for index in stride(from: count - 1, through: 0, by: -1) {
-            out[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-        }
-        out[count] = UInt8(ascii: " ")
-        if out.count > count + 1 {
-            UnsafeMutableRawBufferPointer(rebasing: out[(count + 1)...]).initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "x"))
+    private static func fill(_ out: UnsafeMutableRawBufferPointer, digits: UnsafeRawBufferPointer) -> Int {
+        out.copyMemory(from: digits)
+        out[digits.count] = UInt8(ascii: " ")
+        if out.count > digits.count + 1 {
+            UnsafeMutableRawBufferPointer(rebasing: out[(digits.count + 1)...]).initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "x"))
         }
         return out.count
     }
@@ -296,10 +308,17 @@ enum BenchMessage {
         return message.withUTF8 { intended(UnsafeRawBufferPointer($0)) }
     }
 
-    /// The intended send time from a message's bytes.
+    /// The intended send time from a message's bytes: eight digits at a time while they last (the
+    /// receivers read millions a second), then one at a time, with overflow checked.
     static func intended(_ bytes: UnsafeRawBufferPointer) -> NIODeadline? {
         var nanos: UInt64 = 0
         var index = 0
+        while index + 8 <= bytes.count, index < 16,
+            let eight = eightDigits(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+        {
+            nanos = nanos * 100_000_000 + eight
+            index += 8
+        }
         while index < bytes.count, index <= 20 {
             let byte = bytes[index]
             if byte == UInt8(ascii: " ") { return index > 0 ? .uptimeNanoseconds(nanos) : nil }
@@ -311,6 +330,17 @@ enum BenchMessage {
             index += 1
         }
         return nil
+    }
+
+    /// Eight ASCII digits (first in the lowest byte) as a number, or `nil` if any byte is not a digit.
+    static func eightDigits(_ word: UInt64) -> UInt64? {
+        let highNibbles: UInt64 = 0xF0F0_F0F0_F0F0_F0F0
+        let threes: UInt64 = 0x3030_3030_3030_3030
+        guard word & highNibbles == threes, (word &+ 0x0606_0606_0606_0606) & highNibbles == threes else { return nil }
+        var value = word &- threes
+        value = value &* 10 &+ (value >> 8)  // pairs of digits
+        value = ((value & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064 &+ ((value >> 16) & 0x0000_00FF_0000_00FF) &* 0x0000_2710_0000_0001) >> 32
+        return value
     }
 
     /// Whether a message is the end marker.

@@ -116,14 +116,18 @@ final class HTTPClientTransport: ClientTransportDriver {
     // MARK: Sending
 
     func send(_ messages: SockwayOutgoingBatch) {
-        if pending.readableBytes == 0 {
-            pending.reserveCapacity(messages.byteCount + 3 * messages.count + 8)
-            pending.writeInteger(UInt8(ascii: "["))
+        // Built in a local: a stored property of a class costs an exclusivity check per access.
+        var array = ByteBuffer()
+        swap(&array, &pending)
+        if array.readableBytes == 0 {
+            array.reserveCapacity(messages.byteCount + 3 * messages.count + 8)
+            array.writeInteger(UInt8(ascii: "["))
         }
         messages.forEach { message in
-            if pending.readableBytes > 1 { pending.writeInteger(UInt8(ascii: ",")) }
-            SockJSJSON.writeQuoted(utf8: message, into: &pending)
+            if array.readableBytes > 1 { array.writeInteger(UInt8(ascii: ",")) }
+            SockJSJSON.writeQuoted(utf8: message, into: &array)
         }
+        pending = array
         if pending.readableBytes > configuration.maxPendingSendBytes {
             core?.end(ClientSessionCore.sendBufferFull, polite: false)
             return

@@ -32,8 +32,14 @@ public struct SockwayOutgoingBatch: Sendable {
     }
 
     private mutating func appendValid(_ message: UnsafeRawBufferPointer) {
-        storage.writeInteger(UInt32(message.count))
-        storage.writeBytes(message)
+        // Length and bytes in one write.
+        storage.writeWithUnsafeMutableBytes(minimumWritableBytes: message.count + 4) { out in
+            out.storeBytes(of: UInt32(message.count).bigEndian, toByteOffset: 0, as: UInt32.self)
+            if let source = message.baseAddress, message.count > 0 {
+                (out.baseAddress! + 4).copyMemory(from: source, byteCount: message.count)
+            }
+            return message.count + 4
+        }
         count += 1
         byteCount += message.count
     }

@@ -92,8 +92,8 @@ public enum SockJSReceivedFrame: Sendable {
 /// for consumers that handle millions of messages a second without making a `String` of each.
 public struct SockJSMessageBatch: Sendable {
     private enum Storage: Sendable {
-        /// A checked JSON array of messages.
-        case array(ByteBuffer)
+        /// A checked JSON array of messages and where each one is in it.
+        case array(ByteBuffer, [SockJSPayload.Parser.MessageSpan])
         /// One message's text.
         case single(ByteBuffer)
         case strings([String])
@@ -103,16 +103,17 @@ public struct SockJSMessageBatch: Sendable {
     /// How many messages the batch holds.
     public let count: Int
 
-    /// A JSON array of messages (`[...]`), checked in full here so that reading it cannot fail.
+    /// A JSON array of messages (`[...]`), checked in full here, and each message found, so that
+    /// reading it cannot fail and does not scan it again.
     public init(array: ByteBuffer) throws(SockJSFrameError) {
-        let counted: Int? = array.withUnsafeReadableBytes { bytes in
+        let spans: [SockJSPayload.Parser.MessageSpan]? = array.withUnsafeReadableBytes { bytes in
             var parser = SockJSPayload.Parser(bytes: bytes)
-            guard let count = try? parser.visitMessageArray({ _ in }), parser.atEnd else { return nil }
-            return count
+            guard let spans = try? parser.parseMessageSpans(), parser.atEnd else { return nil }
+            return spans
         }
-        guard let counted else { throw .malformed }
-        storage = .array(array)
-        count = counted
+        guard let spans else { throw .malformed }
+        storage = .array(array, spans)
+        count = spans.count
     }
 
     /// One message, as its UTF-8 text (a raw WebSocket text message).
@@ -132,10 +133,9 @@ public struct SockJSMessageBatch: Sendable {
     /// them repairs invalid UTF-8, as ``strings`` does).
     public func forEach(_ body: (UnsafeRawBufferPointer) -> Void) {
         switch storage {
-        case .array(let array):
+        case .array(let array, let spans):
             array.withUnsafeReadableBytes { bytes in
-                var parser = SockJSPayload.Parser(bytes: bytes)
-                _ = try? parser.visitMessageArray(body)
+                for span in spans { _ = SockJSPayload.Parser.withMessage(span, in: bytes, body) }
             }
         case .single(let message):
             message.withUnsafeReadableBytes(body)
@@ -147,7 +147,7 @@ public struct SockJSMessageBatch: Sendable {
     /// The messages as strings.
     public var strings: [String] {
         switch storage {
-        case .array(let array): (try? SockJSPayload.parseArray(array)) ?? []
+        case .array(let array, _): (try? SockJSPayload.parseArray(array)) ?? []
         case .single(let message): [String(buffer: message)]
         case .strings(let messages): messages
         }

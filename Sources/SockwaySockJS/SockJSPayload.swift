@@ -178,42 +178,40 @@ public enum SockJSPayload {
             }
         }
 
-        /// Visits one message as UTF-8 bytes without making a `String`: a string without escapes is a
-        /// slice of the input, one with escapes is decoded into temporary memory (valid only during
-        /// `body`), any other JSON value is its text.
-        mutating func visitMessage(depth: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws(SockJSPayloadError) {
+        /// Where one message of an array is: a string's content (with where its first escape is, if
+        /// it has one), or another JSON value's text.
+        struct MessageSpan {
+            var start: Int
+            var end: Int
+            var firstEscape: Int?
+        }
+
+        /// Finds one message without making a `String` (escapes are checked when decoded).
+        mutating func scanMessage(depth: Int) throws(SockJSPayloadError) -> MessageSpan {
             guard !atEnd else { throw .brokenJSON }
             guard peek == UInt8(ascii: "\"") else {
                 let start = index
                 try skipValue(depth: depth)
-                return body(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+                return MessageSpan(start: start, end: index, firstEscape: nil)
             }
             let (start, end, firstEscape) = try scanString()
-            guard let escapesStart = firstEscape else {
-                return body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
-            }
-            let input = bytes
-            let decoded = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: end - start) { out -> Bool in
-                guard let written = Self.decode(input, from: start, firstEscape: escapesStart, to: end, into: out) else { return false }
-                body(UnsafeRawBufferPointer(start: out.baseAddress, count: written))
-                return true
-            }
-            guard decoded else { throw .brokenJSON }
+            return MessageSpan(start: start, end: end, firstEscape: firstEscape)
         }
 
-        /// Visits every message of a JSON array (see ``visitMessage(depth:_:)``); returns how many.
-        mutating func visitMessageArray(_ body: (UnsafeRawBufferPointer) -> Void) throws(SockJSPayloadError) -> Int {
+        /// The spans of every message of a JSON array, escapes checked: reading them cannot fail.
+        mutating func parseMessageSpans() throws(SockJSPayloadError) -> [MessageSpan] {
             try expect(UInt8(ascii: "["))
             skipWhitespace()
+            var spans: [MessageSpan] = []
             if !atEnd, peek == UInt8(ascii: "]") {
                 index += 1
-                return 0
+                return spans
             }
-            var count = 0
             while true {
                 skipWhitespace()
-                try visitMessage(depth: 1, body)
-                count += 1
+                let span = try scanMessage(depth: 1)
+                if span.firstEscape != nil, !Self.withMessage(span, in: bytes, { _ in }) { throw .brokenJSON }
+                spans.append(span)
                 skipWhitespace()
                 guard !atEnd else { throw .brokenJSON }
                 if peek == UInt8(ascii: ",") {
@@ -221,7 +219,21 @@ public enum SockJSPayload {
                     continue
                 }
                 try expect(UInt8(ascii: "]"))
-                return count
+                return spans
+            }
+        }
+
+        /// Calls `body` with the message's UTF-8 bytes: a slice of `input`, or, for a string with
+        /// escapes, the string decoded into temporary memory. `false` for a bad escape.
+        static func withMessage(_ span: MessageSpan, in input: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+            guard let firstEscape = span.firstEscape else {
+                body(UnsafeRawBufferPointer(rebasing: input[span.start..<span.end]))
+                return true
+            }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: span.end - span.start) { out -> Bool in
+                guard let written = decode(input, from: span.start, firstEscape: firstEscape, to: span.end, into: out) else { return false }
+                body(UnsafeRawBufferPointer(start: out.baseAddress, count: written))
+                return true
             }
         }
 

@@ -94,6 +94,33 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         #expect(BenchMessage.intended("1234567890123456789 x") == .uptimeNanoseconds(1_234_567_890_123_456_789))
     }
 
+    // Digits are written two at a time and read eight at a time: every length round-trips, and a
+    // non-digit at any place of an eight-byte word stops the fast read.
+    @Test func everyLengthOfTimeRoundTrips() {
+        var value: UInt64 = 0
+        for digits in 1...19 {
+            value = value * 10 + UInt64(digits % 10)
+            for candidate in [value, value - value % 10, UInt64(pow(10.0, Double(digits - 1)))] {
+                let message = BenchMessage.make(intended: .uptimeNanoseconds(candidate), bytes: 64)
+                #expect(message.hasPrefix("\(candidate) "))
+                #expect(BenchMessage.intended(message) == .uptimeNanoseconds(candidate), "\(candidate)")
+                var batch = SockwayOutgoingBatch()
+                BenchMessage.append(intended: .uptimeNanoseconds(candidate), bytes: 64, to: &batch)
+                #expect(batch.count == 1 && batch.byteCount == 64)
+            }
+        }
+        for position in 0..<8 {
+            var digits = Array("1234567890123456 x".utf8)
+            digits[position] = UInt8(ascii: "a")
+            #expect(BenchMessage.intended(String(decoding: digits, as: UTF8.self)) == nil)
+            digits[position] = UInt8(ascii: ":")
+            #expect(BenchMessage.intended(String(decoding: digits, as: UTF8.self)) == nil)
+            digits[position] = UInt8(ascii: "/")
+            #expect(BenchMessage.intended(String(decoding: digits, as: UTF8.self)) == nil)
+        }
+        #expect(BenchMessage.eightDigits(UInt64(littleEndian: 0x3837_3635_3433_3231)) == 12_345_678)
+    }
+
     // The bench runs one event loop per CPU it may use: `taskset` lists count.
     @Test func cpuListsCount() {
         #expect(ProcessStats.countCPUs(list: "\t1") == 1)
