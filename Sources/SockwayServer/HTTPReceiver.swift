@@ -101,10 +101,12 @@ extension EndpointRuntime {
         core.attach(receiver)
     }
 
-    /// Delivers messages to session `id`. Returns `false` if there is no such session. Call on the owner loop.
-    func deliver(_ messages: [String], toSession id: String) -> Bool {
-        guard let core = store.session(id: id) else { return false }
+    /// Delivers messages to session `id`, then calls `answer` (on the owner loop) with `false` if there
+    /// is no such session; with `true` once the session's outbox is no longer backed up (what the
+    /// sender's messages caused has drained), or it closed. Call on the owner loop.
+    func deliver(_ messages: [String], toSession id: String, answer: @escaping (Bool) -> Void) {
+        guard let core = store.session(id: id) else { return answer(false) }
         core.deliver(messages)
-        return true
+        core.whenDrained { answer(true) }
     }
 }

@@ -29,6 +29,10 @@ final class SessionCore {
     private var flushDeferred = false
     private var runDepth = 0
     private var notifications: [Notification] = []
+    /// Senders waiting for the outbox to drain (``whenDrained(_:)``).
+    private var drainWaiters: [() -> Void] = []
+    /// More waiting senders than this are answered at once: the hold paces a client, it is not a queue.
+    static let maxDrainWaiters = 16
 
     private enum Notification {
         case open
@@ -163,6 +167,20 @@ final class SessionCore {
         run(machine.closeRequested(reason, now: eventLoop.now), for: receiver)
     }
 
+    /// Calls `body` once the outbox is no longer backed up, or the session is no longer open: at once
+    /// if it is not backed up now.
+    func whenDrained(_ body: @escaping () -> Void) {
+        guard machine.isOpen, machine.isBackedUp, drainWaiters.count < Self.maxDrainWaiters else { return body() }
+        drainWaiters.append(body)
+    }
+
+    private func releaseDrainWaiters() {
+        guard !drainWaiters.isEmpty, !machine.isOpen || !machine.isBackedUp else { return }
+        let waiters = drainWaiters
+        drainWaiters = []
+        for waiter in waiters { waiter() }
+    }
+
     // MARK: Internals
 
     private func scheduleFlush() {
@@ -187,6 +205,7 @@ final class SessionCore {
             current.finish()
             arm(deadline)
         }
+        releaseDrainWaiters()
     }
 
     private func budgetSpent(_ spent: any SessionReceiver) {
@@ -235,6 +254,7 @@ final class SessionCore {
             }
         }
         if spent, let target { budgetSpent(target) }
+        releaseDrainWaiters()
         runDepth -= 1
         // Application callbacks run after the actions, so that a callback that sends or closes sees a
         // settled state machine rather than one halfway through an action list.

@@ -284,19 +284,23 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let sessionID = send.sessionID
         let owner = runtime.store.owner(of: sessionID)
         let success = send.success
-        if owner.inEventLoop {
-            let found = runtime.deliver(messages, toSession: sessionID)
-            respond(found ? success : .notFound, context: context)
-            return
-        }
+        // The answer waits while the session's outbox is backed up: a client that sends faster than it
+        // receives is slowed down rather than closed with 1013.
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        owner.submit { runtime.deliver(messages, toSession: sessionID) }
-            .hop(to: context.eventLoop)
-            .whenSuccess { found in
+        let loop = context.eventLoop
+        let answer: @Sendable (Bool) -> Void = { found in
+            let respond: @Sendable () -> Void = {
                 let handler = this.value
                 guard let context = handler.context, case .delivering = handler.mode else { return }
                 handler.respond(found ? success : .notFound, context: context)
             }
+            if loop.inEventLoop { respond() } else { loop.execute(respond) }
+        }
+        if owner.inEventLoop {
+            runtime.deliver(messages, toSession: sessionID, answer: answer)
+        } else {
+            owner.execute { runtime.deliver(messages, toSession: sessionID, answer: answer) }
+        }
     }
 
     // MARK: Responses

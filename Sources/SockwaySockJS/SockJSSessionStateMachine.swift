@@ -104,6 +104,14 @@ public struct SockJSSessionStateMachine: Sendable {
     /// Whether inbound messages should reach the application.
     public var isOpen: Bool { phase == .open }
 
+    /// The outbox is at least half full (in messages or bytes): a sender whose messages the application
+    /// answers should wait before sending more (``SockJSSessionStateMachine`` does not make it wait;
+    /// the server holds its `xhr_send` answer), so that a client outpacing its own receiver slows down
+    /// instead of overflowing the outbox.
+    public var isBackedUp: Bool {
+        outbox.count * 2 >= configuration.maxQueuedMessages || queuedBytes * 2 >= configuration.maxQueuedBytes
+    }
+
     /// A receiver wants the session's frames.
     public mutating func receiverAttached(_ kind: ReceiverKind, now: NIODeadline) -> [Action] {
         if receiver != nil {

@@ -272,6 +272,29 @@ import Testing
         #expect(try poll.readResponse().body == #"c[1013,"Send queue full"]"# + "\n")
     }
 
+    // A sender whose messages fill half the outbox waits for its answer until a receiver drains it:
+    // the client slows down instead of overflowing the outbox and losing the session.
+    @Test func sendIsAnsweredOnceTheOutboxDrains() throws {
+        let server = InMemoryServer(options: .init(maxQueuedMessages: 4))
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/echo/000/s14/xhr")
+        _ = try poll.readResponse()
+        try send.request("POST", "/echo/000/s14/xhr_send", body: #"["1"]"#)
+        #expect(try send.readResponse().status == 204)  // a quarter full: answered at once
+        try send.request("POST", "/echo/000/s14/xhr_send", body: #"["2"]"#)
+        #expect(try send.readText().isEmpty)  // half full: held
+        try poll.request("POST", "/echo/000/s14/xhr")
+        #expect(try poll.readResponse().body == #"a["1","2"]"# + "\n")
+        #expect(try send.readResponse().status == 204)
+        // A held sender is answered when the session closes, too.
+        try send.request("POST", "/echo/000/s14/xhr_send", body: #"["3","4"]"#)
+        #expect(try send.readText().isEmpty)
+        server.advance(by: .seconds(6))
+        #expect(try send.readResponse().status == 204)
+        #expect(server.sessionCount() == 0)
+    }
+
     // Pipelined requests are answered in order after a long poll ends.
     @Test func pipelinedRequestsWaitForTheLongPoll() throws {
         let server = InMemoryServer()

@@ -159,6 +159,22 @@ struct SockJSSessionQueueTests {
         #expect(session.queuedMessages == 2)
     }
 
+    @Test func halfAFullOutboxIsBackedUp() {
+        // In messages or in bytes, whichever comes first; draining it ends that.
+        var session = openSessionWithoutReceiver(.init(maxQueuedMessages: 4, maxQueuedBytes: 100))
+        _ = session.enqueue("a")
+        #expect(!session.isBackedUp)
+        _ = session.enqueue("b")
+        #expect(session.isBackedUp)
+        _ = session.receiverAttached(.streaming, now: t0)
+        #expect(!session.isBackedUp)
+        var bytes = openSessionWithoutReceiver(.init(maxQueuedMessages: 100, maxQueuedBytes: 10))
+        _ = bytes.enqueue("1234")
+        #expect(!bytes.isBackedUp)
+        _ = bytes.enqueue("5")
+        #expect(bytes.isBackedUp)
+    }
+
     @Test func queueOverflowsByUTF8Bytes() {
         // The outbox is bounded in UTF-8 bytes, counting multibyte characters by their bytes.
         var session = openSessionWithoutReceiver(.init(maxQueuedBytes: 10))
