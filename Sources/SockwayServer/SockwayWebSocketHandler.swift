@@ -9,8 +9,9 @@ import SockwayWebSocket
 ///
 /// The session lives on this connection's loop, so the whole per-message path (decode, unframe,
 /// deliver, frame, write) runs here without a hop.
-final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
+final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     enum Framing {
@@ -40,6 +41,10 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
     private var keepaliveTimer: Scheduled<Void>?
     /// Bytes of binary messages written but not yet out of the channel.
     private var pendingBinaryBytes = 0
+    /// Reading is paused while the session's outbox is backed up (the client sends faster than it
+    /// takes the replies); `readPending` is a read asked for meanwhile.
+    private var readsPaused = false
+    private var readPending = false
 
     let kind = SockJSSessionStateMachine.ReceiverKind.webSocket
 
@@ -204,7 +209,27 @@ final class SockwayWebSocketHandler: ChannelInboundHandler, SessionReceiver {
             needsFlush = false
             context.flush()
         }
+        if let core, !readsPaused, core.machine.isBackedUp {
+            // What this client's messages caused is piling up: read no more from it until the outbox
+            // drains, so that it slows down rather than overflowing the outbox (and losing the session).
+            readsPaused = true
+            core.whenDrained { [self] in
+                readsPaused = false
+                if readPending, let context = self.context {
+                    readPending = false
+                    context.read()
+                }
+            }
+        }
         context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

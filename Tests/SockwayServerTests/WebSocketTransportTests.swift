@@ -113,6 +113,30 @@ extension InMemoryConnection {
         #expect(try connection.readFrames().map(\.text) == [#"a["a","b","c"]"#])
     }
 
+    // A client whose replies pile up (the channel does not take them) is not read from until they
+    // drain: it slows down instead of overflowing the outbox and losing its session to 1013.
+    @Test func readingPausesWhileRepliesPileUp() throws {
+        let server = InMemoryServer(options: .init(maxQueuedMessages: 4))
+        let connection = try server.connect()
+        _ = try connection.upgrade("/echo/000/ws9/websocket")
+        #expect(try connection.readFrames().map(\.text) == ["o"])
+        let reads = ReadCounter()
+        try connection.channel.pipeline.syncOperations.addHandler(reads, position: .first)
+        connection.channel.isWritable = false
+        try connection.sendText(#"["1","2"]"#)
+        connection.channel.read()
+        #expect(reads.count == 0)
+        connection.channel.isWritable = true
+        connection.channel.pipeline.fireChannelWritabilityChanged()
+        connection.channel.embeddedEventLoop.run()
+        #expect(reads.count == 1)
+        #expect(try connection.readFrames().map(\.text) == [#"a["1","2"]"#])
+        // Not backed up: reads pass straight through.
+        try connection.sendText(#"["3"]"#)
+        connection.channel.read()
+        #expect(reads.count == 2)
+    }
+
     // Coalescing never reorders: replies to the messages before a ping or a protocol error in the same
     // read go out before the pong or the close (Autobahn 2.x, 3.2, 4.1.3, 5.15).
     @Test func controlFramesStayAfterEarlierReplies() throws {
@@ -385,5 +409,16 @@ extension InMemoryConnection {
         server.advance(by: .seconds(3600))
         #expect(try connection.readFrames().isEmpty)
         #expect(connection.isActive)
+    }
+}
+
+/// Counts the reads that reach the head of the pipeline.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = Any
+    private(set) var count = 0
+
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
     }
 }
