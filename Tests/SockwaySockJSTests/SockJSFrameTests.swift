@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SockwaySockJS
 import Testing
@@ -110,6 +111,40 @@ struct SockJSTransportWrappingTests {
             SockJSTransport.jsonpPolling.wrappedFrame(.messages(["abc", "%61bc"]), callback: "x")
                 == #"/**/x("a[\"abc\",\"%61bc\"]");"# + "\r\n"
         )
+    }
+
+    // The one-pass jsonp writer gives exactly what quoting the frame's text gives, and steps aside when
+    // any message needs an escape in either quoting.
+    @Test(arguments: [
+        [], [""], ["x"], ["plain", "also plain", String(repeating: "y", count: 200)], ["plain", "quote \""],
+        ["<b>"], ["&"], ["é"], ["\u{2028}"], ["back\\slash"], ["tab\t"],
+    ])
+    func jsonpMessagesInOnePassMatchTheDoubleQuoting(messages: [String]) {
+        var frameText = ByteBuffer()
+        SockJSFrame.messages(messages).write(into: &frameText)
+        var expected = ByteBuffer()
+        frameText.withUnsafeReadableBytes { SockJSJSON.writeQuoted(utf8: $0, into: &expected, htmlSafe: true) }
+        #expect(SockJSTransport.jsonpPolling.wrappedFrame(.messages(messages), callback: "c") == "/**/c(" + String(buffer: expected) + ");\r\n")
+    }
+
+    // Percent-escaping for eventsource finds `%`, CR, LF and NUL at every offset of an eight-byte word.
+    @Test func eventSourceEscapesAtEveryOffset() {
+        for length in 1..<24 {
+            for position in 0..<length {
+                for special in ["%", "\r", "\n", "\u{0}"] {
+                    var characters = Array(repeating: "x", count: length)
+                    characters[position] = special
+                    let message = characters.joined()
+                    let wrapped = SockJSTransport.eventSource.wrappedFrame(.messages([message]))
+                    var frameText = ByteBuffer()
+                    SockJSFrame.messages([message]).write(into: &frameText)
+                    var plain = String(buffer: frameText)
+                    plain = plain.replacingOccurrences(of: "%", with: "%25")
+                    #expect(wrapped == "data: " + plain + "\r\n\r\n", "\(length) \(position)")
+                }
+            }
+        }
+        #expect(SockJSTransport.eventSource.wrappedFrame(.messages(["a%b%"])) == "data: a[\"a%25b%25\"]\r\n\r\n")
     }
 
     static let scriptBreakers = ["</script>", "<!--", "\u{2028}", "\u{2029}", "</script><!--\u{2028}\u{2029}<script>&x"]

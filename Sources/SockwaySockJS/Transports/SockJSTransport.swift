@@ -99,6 +99,80 @@ public struct SockJSTransport: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `%`, CR, LF and NUL as `%XX`, everything else as it is: the runs between them found eight bytes
+    /// at a time and copied whole.
+    static func writePercentEscapingLines(_ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        var runStart = 0
+        var index = 0
+        while index < bytes.count {
+            if index + 8 <= bytes.count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if !SWAR.hasByte(UInt8(ascii: "%"), in: word) && !SWAR.hasByte(0x0D, in: word)
+                    && !SWAR.hasByte(0x0A, in: word) && !SWAR.hasByte(0x00, in: word)
+                {
+                    index += 8
+                    continue
+                }
+            }
+            let escape: StaticString
+            switch bytes[index] {
+            case UInt8(ascii: "%"): escape = "%25"
+            case 0x0D: escape = "%0D"
+            case 0x0A: escape = "%0A"
+            case 0x00: escape = "%00"
+            default:
+                index += 1
+                continue
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+            buffer.writeStaticString(escape)
+            index += 1
+            runStart = index
+        }
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+    }
+
+    /// An `a` frame as a quoted JavaScript string (`"a[\"m1\",\"m2\"]"`) in one pass, when no message
+    /// needs an escape in either quoting (the JSON one inside, the HTML-safe one around it); `false`,
+    /// with nothing written, otherwise. Quoting the frame's text gives the same bytes.
+    static func writeQuotedPlainMessages(_ messages: [String], into buffer: inout ByteBuffer) -> Bool {
+        var total = 5 + messages.count * 5
+        for message in messages {
+            let plain = message.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                total += utf8.count
+                return SockJSJSON.isPlain(UnsafeRawBufferPointer(utf8), htmlSafe: true)
+            }
+            guard plain == true else { return false }
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var written = 0
+            func put(_ byte: UInt8) {
+                out[written] = byte
+                written += 1
+            }
+            put(UInt8(ascii: "\""))
+            put(UInt8(ascii: "a"))
+            put(UInt8(ascii: "["))
+            for (position, message) in messages.enumerated() {
+                if position > 0 { put(UInt8(ascii: ",")) }
+                put(UInt8(ascii: "\\"))
+                put(UInt8(ascii: "\""))
+                message.utf8.withContiguousStorageIfAvailable { utf8 in
+                    if let source = utf8.baseAddress, utf8.count > 0 {
+                        (out.baseAddress! + written).copyMemory(from: source, byteCount: utf8.count)
+                        written += utf8.count
+                    }
+                }
+                put(UInt8(ascii: "\\"))
+                put(UInt8(ascii: "\""))
+            }
+            put(UInt8(ascii: "]"))
+            put(UInt8(ascii: "\""))
+            return written
+        }
+        return true
+    }
+
     /// Writes `frame` wrapped for this transport. `scratch` is reused for the double encoding of
     /// htmlfile and jsonp frames; pass the same buffer on every call to avoid allocations.
     public func writeFrame(
@@ -117,25 +191,7 @@ public struct SockJSTransport: Hashable, Sendable, CustomStringConvertible {
             buffer.writeStaticString("data: ")
             scratch.clear()
             frame.write(into: &scratch)
-            scratch.withUnsafeReadableBytes { bytes in
-                var runStart = 0
-                for (index, byte) in bytes.enumerated() {
-                    let escape: StaticString?
-                    switch byte {
-                    case UInt8(ascii: "%"): escape = "%25"
-                    case 0x0D: escape = "%0D"
-                    case 0x0A: escape = "%0A"
-                    case 0x00: escape = "%00"
-                    default: escape = nil
-                    }
-                    if let escape {
-                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-                        buffer.writeStaticString(escape)
-                        runStart = index + 1
-                    }
-                }
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
-            }
+            scratch.withUnsafeReadableBytes { Self.writePercentEscapingLines($0, into: &buffer) }
             buffer.writeStaticString("\r\n\r\n")
         case .htmlFile:
             buffer.writeStaticString("<script>\np(")
@@ -147,9 +203,13 @@ public struct SockJSTransport: Hashable, Sendable, CustomStringConvertible {
             buffer.writeStaticString("/**/")
             buffer.writeString(callback ?? "")
             buffer.writeInteger(UInt8(ascii: "("))
-            scratch.clear()
-            frame.write(into: &scratch)
-            scratch.withUnsafeReadableBytes { SockJSJSON.writeQuoted(utf8: $0, into: &buffer, htmlSafe: true) }
+            if case .messages(let messages) = frame, Self.writeQuotedPlainMessages(messages, into: &buffer) {
+                // Written in one pass.
+            } else {
+                scratch.clear()
+                frame.write(into: &scratch)
+                scratch.withUnsafeReadableBytes { SockJSJSON.writeQuoted(utf8: $0, into: &buffer, htmlSafe: true) }
+            }
             buffer.writeStaticString(");\r\n")
         }
     }
