@@ -151,16 +151,11 @@ final class SessionCore {
     }
 
     func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
-        for message in messages {
-            switch machine.enqueue(message) {
-            case .queued: continue
-            case .notOpen: return
-            case .overflow:
-                close(.sendQueueFull)
-                return
-            }
+        switch machine.enqueue(contentsOf: Array(messages)) {
+        case .queued: scheduleFlush()
+        case .notOpen: return
+        case .overflow: close(.sendQueueFull)
         }
-        scheduleFlush()
     }
 
     func close(_ reason: SockJSCloseReason) {

@@ -211,6 +211,17 @@ public struct SockJSSessionStateMachine: Sendable {
         return .queued
     }
 
+    /// Queues messages in order until one does not fit (those before it stay queued); the result for
+    /// the last one tried. One call for a batch: the caller's state is touched once, not per message.
+    public mutating func enqueue(contentsOf messages: [String]) -> EnqueueResult {
+        guard phase == .open else { return .notOpen }
+        for message in messages {
+            let result = enqueue(message)
+            guard result == .queued else { return result }
+        }
+        return .queued
+    }
+
     /// Hands the queued messages to the attached receiver as one frame. Call it when the receiver can
     /// take more (a WebSocket or streaming response whose channel is writable).
     public mutating func flush(now: NIODeadline) -> FlushAction {

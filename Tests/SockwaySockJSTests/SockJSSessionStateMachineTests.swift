@@ -159,6 +159,16 @@ struct SockJSSessionQueueTests {
         #expect(session.queuedMessages == 2)
     }
 
+    @Test func batchEnqueueStopsAtTheFirstMessageThatDoesNotFit() {
+        var session = openSessionWithoutReceiver(.init(maxQueuedMessages: 3))
+        #expect(session.enqueue(contentsOf: ["a", "b"]) == .queued)
+        #expect(session.enqueue(contentsOf: ["c", "d", "e"]) == .overflow)
+        #expect(session.queuedMessages == 3)
+        _ = session.receiverAttached(.streaming, now: t0)
+        var closed = SockJSSessionStateMachine()
+        #expect(closed.enqueue(contentsOf: ["x"]) == .notOpen)
+    }
+
     @Test func halfAFullOutboxIsBackedUp() {
         // In messages or in bytes, whichever comes first; draining it ends that.
         var session = openSessionWithoutReceiver(.init(maxQueuedMessages: 4, maxQueuedBytes: 100))
