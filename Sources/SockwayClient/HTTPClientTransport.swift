@@ -18,8 +18,11 @@ final class HTTPClientTransport: ClientTransportDriver {
     private var receiver: HTTPClientConnection?
     private var sender: HTTPClientConnection?
     private var connectingSender = false
-    /// The next send request's JSON array, built as messages are sent: `[` and the quoted messages so
-    /// far (empty while nothing waits).
+    /// The send requests' JSON arrays, built as messages are sent: full ones (`[...]`, at most
+    /// `maxSendRequestBytes` unless one message is bigger) waiting their turn, then the one being
+    /// filled (`[` and the quoted messages so far; empty while nothing waits).
+    private var ready: [ByteBuffer] = []
+    private var readyBytes = 0
     private var pending = ByteBuffer()
     private var sending = false
     private var stopped = false
@@ -119,16 +122,25 @@ final class HTTPClientTransport: ClientTransportDriver {
         // Built in a local: a stored property of a class costs an exclusivity check per access.
         var array = ByteBuffer()
         swap(&array, &pending)
-        if array.readableBytes == 0 {
-            array.reserveCapacity(messages.byteCount + 3 * messages.count + 8)
-            array.writeInteger(UInt8(ascii: "["))
-        }
+        let limit = configuration.maxSendRequestBytes
         messages.forEach { message in
-            if array.readableBytes > 1 { array.writeInteger(UInt8(ascii: ",")) }
+            if array.readableBytes == 0 {
+                array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
+                array.writeInteger(UInt8(ascii: "["))
+            } else if array.readableBytes + message.count + 3 > limit {
+                array.writeInteger(UInt8(ascii: "]"))
+                readyBytes += array.readableBytes
+                ready.append(array)
+                array = ByteBuffer()
+                array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
+                array.writeInteger(UInt8(ascii: "["))
+            } else {
+                array.writeInteger(UInt8(ascii: ","))
+            }
             SockJSJSON.writeQuoted(utf8: message, into: &array)
         }
         pending = array
-        if pending.readableBytes > configuration.maxPendingSendBytes {
+        if readyBytes + pending.readableBytes > configuration.maxPendingSendBytes {
             core?.end(ClientSessionCore.sendBufferFull, polite: false)
             return
         }
@@ -136,7 +148,7 @@ final class HTTPClientTransport: ClientTransportDriver {
     }
 
     private func flush() {
-        guard !sending, pending.readableBytes > 0, !stopped else { return }
+        guard !sending, !ready.isEmpty || pending.readableBytes > 0, !stopped else { return }
         guard let sender, sender.isReusable else {
             guard !connectingSender else { return }
             connectingSender = true
@@ -155,9 +167,15 @@ final class HTTPClientTransport: ClientTransportDriver {
             }
             return
         }
-        var array = pending
-        array.writeInteger(UInt8(ascii: "]"))
-        pending = ByteBuffer()
+        var array: ByteBuffer
+        if ready.isEmpty {
+            array = pending
+            array.writeInteger(UInt8(ascii: "]"))
+            pending = ByteBuffer()
+        } else {
+            array = ready.removeFirst()
+            readyBytes -= array.readableBytes
+        }
         sending = true
         let body: ByteBuffer
         let path: String
@@ -202,5 +220,7 @@ final class HTTPClientTransport: ClientTransportDriver {
         receiver = nil
         sender = nil
         pending = ByteBuffer()
+        ready = []
+        readyBytes = 0
     }
 }

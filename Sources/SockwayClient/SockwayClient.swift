@@ -65,6 +65,10 @@ public struct SockwayClientConfiguration: Sendable {
     public var maxQueuedBytes: Int
     /// Bytes of messages waiting to be sent before the session closes with 1013.
     public var maxPendingSendBytes: Int
+    /// Largest body of one HTTP send request (`xhr_send`, `jsonp_send`, before form encoding): more
+    /// waiting messages go in the requests after it, one at a time, so that a send held by a server
+    /// that paces its clients does not come back bigger than the server takes (Sockway: 1 MiB).
+    public var maxSendRequestBytes: Int
     /// Extra headers on every HTTP request and on the WebSocket handshake (e.g. a browser's
     /// `User-Agent` and `Origin`, to measure what real clients send).
     public var extraHeaders: [(String, String)]
@@ -79,6 +83,7 @@ public struct SockwayClientConfiguration: Sendable {
         maxQueuedMessages: Int = 65536,
         maxQueuedBytes: Int = 64 << 20,
         maxPendingSendBytes: Int = 16 << 20,
+        maxSendRequestBytes: Int = 480 << 10,
         extraHeaders: [(String, String)] = [],
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
@@ -89,6 +94,7 @@ public struct SockwayClientConfiguration: Sendable {
         self.maxQueuedMessages = maxQueuedMessages
         self.maxQueuedBytes = maxQueuedBytes
         self.maxPendingSendBytes = maxPendingSendBytes
+        self.maxSendRequestBytes = maxSendRequestBytes
         self.extraHeaders = extraHeaders
         self.eventLoopGroup = eventLoopGroup
     }

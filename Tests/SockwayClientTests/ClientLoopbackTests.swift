@@ -261,6 +261,25 @@ func expectSame(_ received: [String], _ expected: [String], sourceLocation: Sour
         }
     }
 
+    // Send requests stay under the size limit: what waits beyond it goes in the next requests, in order.
+    @Test(arguments: [SockwayClientTransport.xhrPolling, .jsonpPolling])
+    func sendRequestsAreCut(transport: SockwayClientTransport) async throws {
+        try await withDemoServer { port in
+            let session = try await SockwayClient.connect(
+                to: "http://127.0.0.1:\(port)/echo",
+                configuration: .init(transports: [transport], maxSendRequestBytes: 200)
+            )
+            let sent = (0..<60).map { "message \($0) " + String(repeating: "x", count: 20) }
+            session.send(contentsOf: sent)
+            var received: [String] = []
+            while received.count < sent.count, let batch = await session.nextBatch() { received += batch }
+            #expect(received == sent)
+            // 60 messages of ~35 bytes quoted: at least ten requests of at most 200 bytes.
+            #expect(session.traffic.requests >= 10)
+            session.close()
+        }
+    }
+
     @Test func nothingListeningFailsEveryTransport() async throws {
         await #expect(throws: (any Error).self) {
             _ = try await SockwayClient.connect(
