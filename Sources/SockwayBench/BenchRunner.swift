@@ -257,9 +257,8 @@ enum BenchMessage {
     /// Appends the message to `batch` without making a `String` of it.
     static func append(intended: NIODeadline, bytes: Int, to batch: inout SockwayOutgoingBatch) {
         withDigits(of: intended) { digits in
-            withUnsafeTemporaryAllocation(byteCount: max(bytes, digits.count + 1), alignment: 8) { out in
-                batch.append(utf8: UnsafeRawBufferPointer(rebasing: out[0..<fill(out, digits: digits)]))
-            }
+            let length = max(bytes, digits.count + 1)
+            batch.append(capacity: length) { out in fill(UnsafeMutableRawBufferPointer(rebasing: out[0..<length]), digits: digits) }
         }
     }
 

@@ -123,10 +123,27 @@ final class HTTPClientTransport: ClientTransportDriver {
         var array = ByteBuffer()
         swap(&array, &pending)
         let limit = configuration.maxSendRequestBytes
+        // The usual case: every message plain, and all of them fit the request being filled.
+        if array.readableBytes == 0 {
+            array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
+            array.writeInteger(UInt8(ascii: "["))
+        }
+        if !(array.readableBytes + messages.byteCount + 3 * messages.count < limit && messages.appendQuotedIfPlain(to: &array)) {
+            append(messages, to: &array, limit: limit)
+        }
+        pending = array
+        if readyBytes + pending.readableBytes > configuration.maxPendingSendBytes {
+            core?.end(ClientSessionCore.sendBufferFull, polite: false)
+            return
+        }
+        flush()
+    }
+
+    /// Message by message: escapes, and a new request whenever the one being filled is full.
+    private func append(_ messages: SockwayOutgoingBatch, to array: inout ByteBuffer, limit: Int) {
         messages.forEach { message in
-            if array.readableBytes == 0 {
-                array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
-                array.writeInteger(UInt8(ascii: "["))
+            if array.readableBytes == 1 {
+                // Only `[`: the first message goes in whatever its size.
             } else if array.readableBytes + message.count + 3 > limit {
                 array.writeInteger(UInt8(ascii: "]"))
                 readyBytes += array.readableBytes
@@ -139,12 +156,6 @@ final class HTTPClientTransport: ClientTransportDriver {
             }
             SockJSJSON.writeQuoted(utf8: message, into: &array)
         }
-        pending = array
-        if readyBytes + pending.readableBytes > configuration.maxPendingSendBytes {
-            core?.end(ClientSessionCore.sendBufferFull, polite: false)
-            return
-        }
-        flush()
     }
 
     private func flush() {
@@ -169,9 +180,10 @@ final class HTTPClientTransport: ClientTransportDriver {
         }
         var array: ByteBuffer
         if ready.isEmpty {
-            array = pending
+            // Taken out first: closing it while `pending` still holds it would copy it.
+            array = ByteBuffer()
+            swap(&array, &pending)
             array.writeInteger(UInt8(ascii: "]"))
-            pending = ByteBuffer()
         } else {
             array = ready.removeFirst()
             readyBytes -= array.readableBytes

@@ -1,4 +1,5 @@
 import NIOCore
+import SockwaySockJS
 
 /// Messages to send, built as UTF-8 bytes without a `String` each (the bytes face of
 /// `SockwayClientSession.send(_:)` with a batch), for senders of millions of messages a
@@ -31,6 +32,28 @@ public struct SockwayOutgoingBatch: Sendable {
         }
     }
 
+    /// Appends a message that `write` writes in place: at most `capacity` bytes, returning how many it
+    /// wrote. No copy of the message is made; bytes that are not UTF-8 are repaired as in
+    /// ``append(utf8:)``.
+    public mutating func append(capacity: Int, writing write: (UnsafeMutableRawBufferPointer) -> Int) {
+        var written = 0
+        var ascii = true
+        storage.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity + 4) { out in
+            written = min(max(0, write(UnsafeMutableRawBufferPointer(rebasing: out[4..<(4 + capacity)]))), capacity)
+            out.storeBytes(of: UInt32(written).bigEndian, toByteOffset: 0, as: UInt32.self)
+            ascii = Self.isASCII(UnsafeRawBufferPointer(rebasing: out[4..<(4 + written)]))
+            return 4 + written
+        }
+        guard ascii else {
+            let start = storage.writerIndex - written
+            let text = storage.getBytes(at: start, length: written) ?? []
+            storage.moveWriterIndex(to: start - 4)
+            return append(String(decoding: text, as: UTF8.self))
+        }
+        count += 1
+        byteCount += written
+    }
+
     private mutating func appendValid(_ message: UnsafeRawBufferPointer) {
         // Length and bytes in one write.
         storage.writeWithUnsafeMutableBytes(minimumWritableBytes: message.count + 4) { out in
@@ -42,6 +65,40 @@ public struct SockwayOutgoingBatch: Sendable {
         }
         count += 1
         byteCount += message.count
+    }
+
+    /// Appends `,"message"` for each message to a JSON array being built (`[` and maybe messages), in
+    /// one buffer write, if no message needs an escape; `false`, with nothing written, otherwise.
+    func appendQuotedIfPlain(to array: inout ByteBuffer) -> Bool {
+        storage.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset + 4 <= bytes.count {
+                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                guard SockJSJSON.isPlain(utf8: UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)])) else { return false }
+                offset += 4 + length
+            }
+            let first = array.readableBytes == 1
+            array.writeWithUnsafeMutableBytes(minimumWritableBytes: byteCount + 3 * count) { out in
+                var written = 0
+                var offset = 0
+                var separate = !first
+                while offset + 4 <= bytes.count {
+                    let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    if separate {
+                        out[written] = UInt8(ascii: ",")
+                        written += 1
+                    }
+                    separate = true
+                    out[written] = UInt8(ascii: "\"")
+                    (out.baseAddress! + written + 1).copyMemory(from: bytes.baseAddress! + offset + 4, byteCount: length)
+                    out[written + 1 + length] = UInt8(ascii: "\"")
+                    written += length + 2
+                    offset += 4 + length
+                }
+                return written
+            }
+            return true
+        }
     }
 
     /// Calls `body` with each message's bytes, in order (valid only during the call).

@@ -144,6 +144,11 @@ public enum SockJSJSON {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
+    /// Whether `utf8` goes into a JSON string as it is (conservatively: any byte ≥ 0x80 says no).
+    public static func isPlain(utf8: UnsafeRawBufferPointer) -> Bool {
+        isPlain(utf8, htmlSafe: false)
+    }
+
     /// Whether no byte of `utf8` needs escaping (conservatively: any byte ≥ 0x80 says no).
     @inline(__always)
     static func isPlain(_ utf8: UnsafeRawBufferPointer, htmlSafe: Bool) -> Bool {
