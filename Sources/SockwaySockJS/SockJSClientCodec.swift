@@ -59,9 +59,13 @@ extension SockJSFrame {
 /// A frame as a client receives it: like ``SockJSFrame``, but an `a` frame keeps its messages as the
 /// bytes they arrived in until someone asks (``SockJSMessageBatch``).
 public enum SockJSReceivedFrame: Sendable {
+    /// `o`: the session is open.
     case open
+    /// `h`: a heartbeat.
     case heartbeat
+    /// `a[...]`: messages, checked and held as bytes.
     case messages(SockJSMessageBatch)
+    /// `c[code,"reason"]`: the session is closed.
     case close(SockJSCloseReason)
 
     /// Parses one frame as a server sends it; an `a` frame's JSON is checked in full.
