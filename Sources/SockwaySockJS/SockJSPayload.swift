@@ -98,17 +98,24 @@ public enum SockJSPayload {
         }
 
         mutating func parseMessageArray() throws(SockJSPayloadError) -> [String] {
-            try expect(UInt8(ascii: "["))
             var messages: [String] = []
             messages.reserveCapacity(4)
+            try forEachElement { parser throws(SockJSPayloadError) in messages.append(try parser.parseMessage(depth: 1)) }
+            return messages
+        }
+
+        /// Walks a JSON array: `element` reads each element (whitespace around it is skipped here).
+        @inline(__always)
+        mutating func forEachElement(_ element: (inout Parser) throws(SockJSPayloadError) -> Void) throws(SockJSPayloadError) {
+            try expect(UInt8(ascii: "["))
             skipWhitespace()
             if !atEnd, peek == UInt8(ascii: "]") {
                 index += 1
-                return messages
+                return
             }
             while true {
                 skipWhitespace()
-                messages.append(try parseMessage(depth: 1))
+                try element(&self)
                 skipWhitespace()
                 guard !atEnd else { throw .brokenJSON }
                 if peek == UInt8(ascii: ",") {
@@ -116,7 +123,7 @@ public enum SockJSPayload {
                     continue
                 }
                 try expect(UInt8(ascii: "]"))
-                return messages
+                return
             }
         }
 
@@ -200,27 +207,13 @@ public enum SockJSPayload {
 
         /// The spans of every message of a JSON array, escapes checked: reading them cannot fail.
         mutating func parseMessageSpans() throws(SockJSPayloadError) -> [MessageSpan] {
-            try expect(UInt8(ascii: "["))
-            skipWhitespace()
             var spans: [MessageSpan] = []
-            if !atEnd, peek == UInt8(ascii: "]") {
-                index += 1
-                return spans
-            }
-            while true {
-                skipWhitespace()
-                let span = try scanMessage(depth: 1)
-                if span.firstEscape != nil, !Self.withMessage(span, in: bytes, { _ in }) { throw .brokenJSON }
+            try forEachElement { parser throws(SockJSPayloadError) in
+                let span = try parser.scanMessage(depth: 1)
+                if span.firstEscape != nil, !Self.withMessage(span, in: parser.bytes, { _ in }) { throw .brokenJSON }
                 spans.append(span)
-                skipWhitespace()
-                guard !atEnd else { throw .brokenJSON }
-                if peek == UInt8(ascii: ",") {
-                    index += 1
-                    continue
-                }
-                try expect(UInt8(ascii: "]"))
-                return spans
             }
+            return spans
         }
 
         /// Calls `body` with the message's UTF-8 bytes: a slice of `input`, or, for a string with
