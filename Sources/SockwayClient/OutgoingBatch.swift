@@ -70,35 +70,9 @@ public struct SockwayOutgoingBatch: Sendable {
     /// Appends `,"message"` for each message to a JSON array being built (`[` and maybe messages), in
     /// one buffer write, if no message needs an escape; `false`, with nothing written, otherwise.
     func appendQuotedIfPlain(to array: inout ByteBuffer) -> Bool {
-        storage.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset + 4 <= bytes.count {
-                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                guard SockJSJSON.isPlain(utf8: UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)])) else { return false }
-                offset += 4 + length
-            }
-            let first = array.readableBytes == 1
-            array.writeWithUnsafeMutableBytes(minimumWritableBytes: byteCount + 3 * count) { out in
-                var written = 0
-                var offset = 0
-                var separate = !first
-                while offset + 4 <= bytes.count {
-                    let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                    if separate {
-                        out[written] = UInt8(ascii: ",")
-                        written += 1
-                    }
-                    separate = true
-                    out[written] = UInt8(ascii: "\"")
-                    (out.baseAddress! + written + 1).copyMemory(from: bytes.baseAddress! + offset + 4, byteCount: length)
-                    out[written + 1 + length] = UInt8(ascii: "\"")
-                    written += length + 2
-                    offset += 4 + length
-                }
-                return written
-            }
-            return true
-        }
+        SockJSMessageArray.writePlain(
+            count: count, { visit in forEach(visit) }, open: "", close: "", afterOthers: array.readableBytes > 1, into: &array
+        )
     }
 
     /// Calls `body` with each message's bytes, in order (valid only during the call).
@@ -117,7 +91,7 @@ public struct SockwayOutgoingBatch: Sendable {
     static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var index = 0
         while index + 8 <= bytes.count {
-            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & SWAR.highs != 0 { return false }
             index += 8
         }
         while index < bytes.count {

@@ -177,42 +177,69 @@ public enum SockJSMessageArray {
     /// `["a","b"]` from an array: when no message needs an escape (the usual case) the whole array is
     /// one write into the buffer, sized once, instead of two buffer calls per message.
     public static func writeArray(_ messages: [String], into buffer: inout ByteBuffer) {
-        var total = 2 + messages.count * 3
-        var plain = true
-        for message in messages {
-            let fits = message.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
-                total += utf8.count
-                return SockJSJSON.isPlain(UnsafeRawBufferPointer(utf8), htmlSafe: false)
-            }
-            guard fits == true else {
-                plain = false
-                break
-            }
+        guard writePlain(count: messages.count, { visit in Self.forEachUTF8(messages, visit) }, into: &buffer) else {
+            return writeArray(messages[...], into: &buffer)
         }
-        guard plain else { return writeArray(messages[...], into: &buffer) }
+    }
+
+    /// Each message's UTF-8 as it is stored (a `String` without contiguous UTF-8 is skipped, which
+    /// ``writePlain(count:_:open:quote:close:afterOthers:htmlSafe:into:)`` counts as "not plain").
+    @inlinable
+    package static func forEachUTF8(_ messages: [String], _ visit: (UnsafeRawBufferPointer) -> Void) {
+        for message in messages {
+            _ = message.utf8.withContiguousStorageIfAvailable { visit(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// Writes `open`, each message between `quote`s, comma-separated (after a comma too when
+    /// `afterOthers`), then `close`, in one buffer write sized once, if every message goes in as it is
+    /// (no JSON escape; nor `<`, `>`, `&` when `htmlSafe`). `false`, with nothing written, otherwise.
+    /// `forEach` hands over the `count` messages' UTF-8 and is called twice (check, then write).
+    @inlinable
+    package static func writePlain(
+        count: Int,
+        _ forEach: ((UnsafeRawBufferPointer) -> Void) -> Void,
+        open: StaticString = "[",
+        quote: StaticString = "\"",
+        close: StaticString = "]",
+        afterOthers: Bool = false,
+        htmlSafe: Bool = false,
+        into buffer: inout ByteBuffer
+    ) -> Bool {
+        var total = open.utf8CodeUnitCount + close.utf8CodeUnitCount + count * (2 * quote.utf8CodeUnitCount + 1)
+        var seen = 0
+        var plain = true
+        forEach { message in
+            seen += 1
+            total += message.count
+            if plain { plain = SockJSJSON.isPlain(message, htmlSafe: htmlSafe) }
+        }
+        guard plain, seen == count else { return false }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
             var written = 0
-            out[written] = UInt8(ascii: "[")
-            written += 1
-            for message in messages {
-                if written > 1 {
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                if let source = bytes.baseAddress, bytes.count > 0 {
+                    (out.baseAddress! + written).copyMemory(from: source, byteCount: bytes.count)
+                    written += bytes.count
+                }
+            }
+            let quoteBytes = UnsafeRawBufferPointer(start: quote.utf8Start, count: quote.utf8CodeUnitCount)
+            put(UnsafeRawBufferPointer(start: open.utf8Start, count: open.utf8CodeUnitCount))
+            var separate = afterOthers
+            forEach { message in
+                if separate {
                     out[written] = UInt8(ascii: ",")
                     written += 1
                 }
-                out[written] = UInt8(ascii: "\"")
-                written += 1
-                message.utf8.withContiguousStorageIfAvailable { utf8 in
-                    if let source = utf8.baseAddress, utf8.count > 0 {
-                        (out.baseAddress! + written).copyMemory(from: source, byteCount: utf8.count)
-                        written += utf8.count
-                    }
-                }
-                out[written] = UInt8(ascii: "\"")
-                written += 1
+                separate = true
+                put(quoteBytes)
+                put(message)
+                put(quoteBytes)
             }
-            out[written] = UInt8(ascii: "]")
-            return written + 1
+            put(UnsafeRawBufferPointer(start: close.utf8Start, count: close.utf8CodeUnitCount))
+            return written
         }
+        return true
     }
 
     /// `d=<the array, form-encoded>`: the body of `jsonp_send` (`application/x-www-form-urlencoded`).

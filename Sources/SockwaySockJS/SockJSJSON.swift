@@ -144,13 +144,8 @@ public enum SockJSJSON {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    /// Whether `utf8` goes into a JSON string as it is (conservatively: any byte ≥ 0x80 says no).
-    public static func isPlain(utf8: UnsafeRawBufferPointer) -> Bool {
-        isPlain(utf8, htmlSafe: false)
-    }
-
     /// Whether no byte of `utf8` needs escaping (conservatively: any byte ≥ 0x80 says no).
-    @inline(__always)
+    @inlinable
     static func isPlain(_ utf8: UnsafeRawBufferPointer, htmlSafe: Bool) -> Bool {
         let count = utf8.count
         var index = 0
@@ -169,7 +164,7 @@ public enum SockJSJSON {
 
     /// Whether none of the eight bytes needs escaping or a closer look (SWAR: no byte ≥ 0x80,
     /// < 0x20, `"` or `\\`, nor `<`, `>`, `&` when `htmlSafe`).
-    @inline(__always)
+    @inlinable
     static func isPlainWord(_ word: UInt64, htmlSafe: Bool) -> Bool {
         if word & SWAR.highs != 0 || SWAR.hasByte(below: 0x20, in: word) { return false }
         if SWAR.hasByte(UInt8(ascii: "\""), in: word) || SWAR.hasByte(UInt8(ascii: "\\"), in: word) { return false }
@@ -203,18 +198,19 @@ public enum SockJSJSON {
 
 /// Eight bytes at a time (SWAR): whether a word holds a given byte, or a byte below a bound. Exact for
 /// "any byte", which is all the scanners ask.
-enum SWAR {
-    static let ones: UInt64 = 0x0101_0101_0101_0101
-    static let highs: UInt64 = 0x8080_8080_8080_8080
+@usableFromInline
+package enum SWAR {
+    @usableFromInline package static let ones: UInt64 = 0x0101_0101_0101_0101
+    @usableFromInline package static let highs: UInt64 = 0x8080_8080_8080_8080
 
-    @inline(__always)
-    static func hasByte(_ byte: UInt8, in word: UInt64) -> Bool {
+    @inlinable
+    package static func hasByte(_ byte: UInt8, in word: UInt64) -> Bool {
         hasByte(below: 1, in: word ^ (ones &* UInt64(byte)))
     }
 
     /// Any byte below `bound` (at most 0x80).
-    @inline(__always)
-    static func hasByte(below bound: UInt8, in word: UInt64) -> Bool {
+    @inlinable
+    package static func hasByte(below bound: UInt8, in word: UInt64) -> Bool {
         (word &- ones &* UInt64(bound)) & ~word & highs != 0
     }
 }

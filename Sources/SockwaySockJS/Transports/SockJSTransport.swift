@@ -136,41 +136,10 @@ public struct SockJSTransport: Hashable, Sendable, CustomStringConvertible {
     /// needs an escape in either quoting (the JSON one inside, the HTML-safe one around it); `false`,
     /// with nothing written, otherwise. Quoting the frame's text gives the same bytes.
     static func writeQuotedPlainMessages(_ messages: [String], into buffer: inout ByteBuffer) -> Bool {
-        var total = 5 + messages.count * 5
-        for message in messages {
-            let plain = message.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
-                total += utf8.count
-                return SockJSJSON.isPlain(UnsafeRawBufferPointer(utf8), htmlSafe: true)
-            }
-            guard plain == true else { return false }
-        }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
-            var written = 0
-            func put(_ byte: UInt8) {
-                out[written] = byte
-                written += 1
-            }
-            put(UInt8(ascii: "\""))
-            put(UInt8(ascii: "a"))
-            put(UInt8(ascii: "["))
-            for (position, message) in messages.enumerated() {
-                if position > 0 { put(UInt8(ascii: ",")) }
-                put(UInt8(ascii: "\\"))
-                put(UInt8(ascii: "\""))
-                message.utf8.withContiguousStorageIfAvailable { utf8 in
-                    if let source = utf8.baseAddress, utf8.count > 0 {
-                        (out.baseAddress! + written).copyMemory(from: source, byteCount: utf8.count)
-                        written += utf8.count
-                    }
-                }
-                put(UInt8(ascii: "\\"))
-                put(UInt8(ascii: "\""))
-            }
-            put(UInt8(ascii: "]"))
-            put(UInt8(ascii: "\""))
-            return written
-        }
-        return true
+        SockJSMessageArray.writePlain(
+            count: messages.count, { visit in SockJSMessageArray.forEachUTF8(messages, visit) },
+            open: "\"a[", quote: "\\\"", close: "]\"", htmlSafe: true, into: &buffer
+        )
     }
 
     /// Writes `frame` wrapped for this transport. `scratch` is reused for the double encoding of
