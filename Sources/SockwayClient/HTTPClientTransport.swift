@@ -124,10 +124,7 @@ final class HTTPClientTransport: ClientTransportDriver {
         swap(&array, &pending)
         let limit = configuration.maxSendRequestBytes
         // The usual case: every message plain, and all of them fit the request being filled.
-        if array.readableBytes == 0 {
-            array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
-            array.writeInteger(UInt8(ascii: "["))
-        }
+        if array.readableBytes == 0 { array = Self.openRequest(for: messages, limit: limit) }
         if !(array.readableBytes + messages.byteCount + 3 * messages.count < limit && messages.appendQuotedIfPlain(to: &array)) {
             append(messages, to: &array, limit: limit)
         }
@@ -148,14 +145,20 @@ final class HTTPClientTransport: ClientTransportDriver {
                 array.writeInteger(UInt8(ascii: "]"))
                 readyBytes += array.readableBytes
                 ready.append(array)
-                array = ByteBuffer()
-                array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
-                array.writeInteger(UInt8(ascii: "["))
+                array = Self.openRequest(for: messages, limit: limit)
             } else {
                 array.writeInteger(UInt8(ascii: ","))
             }
             SockJSJSON.writeQuoted(utf8: message, into: &array)
         }
+    }
+
+    /// A request's array with its `[`, sized for the batch (quotes and commas), at most for the limit.
+    private static func openRequest(for messages: SockwayOutgoingBatch, limit: Int) -> ByteBuffer {
+        var array = ByteBuffer()
+        array.reserveCapacity(min(limit, messages.byteCount + 3 * messages.count) + 8)
+        array.writeInteger(UInt8(ascii: "["))
+        return array
     }
 
     private func flush() {

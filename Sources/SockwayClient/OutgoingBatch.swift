@@ -19,16 +19,21 @@ public struct SockwayOutgoingBatch: Sendable {
     /// Appends a message.
     public mutating func append(_ message: String) {
         var message = message
-        message.withUTF8 { appendValid(UnsafeRawBufferPointer($0)) }
+        message.withUTF8 { utf8 in
+            // Already UTF-8: no check.
+            append(capacity: utf8.count, checked: false) { out in
+                out.copyMemory(from: UnsafeRawBufferPointer(utf8))
+                return utf8.count
+            }
+        }
     }
 
     /// Appends a message given as UTF-8 bytes; invalid sequences become U+FFFD, as in
     /// `String(decoding:as:)`.
     public mutating func append(utf8 message: UnsafeRawBufferPointer) {
-        if Self.isASCII(message) {
-            appendValid(message)
-        } else {
-            append(String(decoding: message, as: UTF8.self))
+        append(capacity: message.count) { out in
+            out.copyMemory(from: message)
+            return message.count
         }
     }
 
@@ -36,12 +41,18 @@ public struct SockwayOutgoingBatch: Sendable {
     /// wrote. No copy of the message is made; bytes that are not UTF-8 are repaired as in
     /// ``append(utf8:)``.
     public mutating func append(capacity: Int, writing write: (UnsafeMutableRawBufferPointer) -> Int) {
+        append(capacity: capacity, checked: true, write)
+    }
+
+    /// Length and bytes in one buffer write; a message that is not ASCII is checked by way of
+    /// `String(decoding:as:)` when `checked`.
+    private mutating func append(capacity: Int, checked: Bool, _ write: (UnsafeMutableRawBufferPointer) -> Int) {
         var written = 0
         var ascii = true
         storage.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity + 4) { out in
             written = min(max(0, write(UnsafeMutableRawBufferPointer(rebasing: out[4..<(4 + capacity)]))), capacity)
             out.storeBytes(of: UInt32(written).bigEndian, toByteOffset: 0, as: UInt32.self)
-            ascii = Self.isASCII(UnsafeRawBufferPointer(rebasing: out[4..<(4 + written)]))
+            if checked { ascii = Self.isASCII(UnsafeRawBufferPointer(rebasing: out[4..<(4 + written)])) }
             return 4 + written
         }
         guard ascii else {
@@ -52,19 +63,6 @@ public struct SockwayOutgoingBatch: Sendable {
         }
         count += 1
         byteCount += written
-    }
-
-    private mutating func appendValid(_ message: UnsafeRawBufferPointer) {
-        // Length and bytes in one write.
-        storage.writeWithUnsafeMutableBytes(minimumWritableBytes: message.count + 4) { out in
-            out.storeBytes(of: UInt32(message.count).bigEndian, toByteOffset: 0, as: UInt32.self)
-            if let source = message.baseAddress, message.count > 0 {
-                (out.baseAddress! + 4).copyMemory(from: source, byteCount: message.count)
-            }
-            return message.count + 4
-        }
-        count += 1
-        byteCount += message.count
     }
 
     /// Appends `,"message"` for each message to a JSON array being built (`[` and maybe messages), in
