@@ -101,12 +101,15 @@ extension EndpointRuntime {
         core.attach(receiver)
     }
 
-    /// Delivers messages to session `id`, then calls `answer` (on the owner loop) with `false` if there
-    /// is no such session; with `true` once the session's outbox is no longer backed up (what the
-    /// sender's messages caused has drained), or it closed. Call on the owner loop.
-    func deliver(_ messages: [String], toSession id: String, answer: @escaping (Bool) -> Void) {
-        guard let core = store.session(id: id) else { return answer(false) }
-        core.deliver(messages)
-        core.whenDrained { answer(true) }
+    /// Hands messages to session `id` (see ``SessionCore/acceptSend(_:answer:)``) and calls `answer`
+    /// on the owner loop with the outcome; `.refused(.closed)` if there is no such session. Call on
+    /// the owner loop.
+    func acceptSend(
+        _ messages: [String],
+        toSession id: String,
+        answer: @escaping (SockJSSessionStateMachine.SendOutcome) -> Void
+    ) {
+        guard let core = store.session(id: id) else { return answer(.refused(.closed)) }
+        core.acceptSend(messages, answer: answer)
     }
 }

@@ -29,10 +29,19 @@ final class SessionCore {
     private var flushDeferred = false
     private var runDepth = 0
     private var notifications: [Notification] = []
-    /// Senders waiting for the outbox to drain (``whenDrained(_:)``).
-    private var drainWaiters: [() -> Void] = []
-    /// More waiting senders than this are answered at once: the hold paces a client, it is not a queue.
-    static let maxDrainWaiters = 16
+    /// A WebSocket reader paused until the outbox drains (``whenDrained(_:)``).
+    private var drainWaiter: (() -> Void)?
+    /// HTTP sends held, undelivered, until the outbox drains (``acceptSend(_:answer:)``), oldest first.
+    private var heldSends: [HeldSend] = []
+    private var nextHeldSendID = 0
+    private var releasingHeldSends = false
+
+    private struct HeldSend {
+        let id: Int
+        let messages: [String]
+        let answer: (SockJSSessionStateMachine.SendOutcome) -> Void
+        let timeout: Scheduled<Void>
+    }
 
     private enum Notification {
         case open
@@ -163,17 +172,58 @@ final class SessionCore {
     }
 
     /// Calls `body` once the outbox is no longer backed up, or the session is no longer open: at once
-    /// if it is not backed up now.
+    /// if it is not backed up now. One waiter at a time (the session's WebSocket reader).
     func whenDrained(_ body: @escaping () -> Void) {
-        guard machine.isOpen, machine.isBackedUp, drainWaiters.count < Self.maxDrainWaiters else { return body() }
-        drainWaiters.append(body)
+        guard machine.isOpen, machine.isBackedUp else { return body() }
+        drainWaiter = body
     }
 
+    /// Messages a client sent over HTTP. `answer` is called on this loop with `.accepted` once they
+    /// were handed to the application while the session was open; with a refusal, and nothing
+    /// delivered, when the session is closing or closed, or when the request was held (the outbox is
+    /// backed up) past the endpoint's bounds on held requests and hold time.
+    func acceptSend(_ messages: [String], answer: @escaping (SockJSSessionStateMachine.SendOutcome) -> Void) {
+        let options = endpoint.endpoint.options
+        switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests) {
+        case .deliver:
+            answer(deliverSend(messages))
+        case .refuse(let refusal):
+            answer(.refused(refusal))
+        case .hold:
+            let id = nextHeldSendID
+            nextHeldSendID &+= 1
+            let timeout = eventLoop.assumeIsolated().scheduleTask(in: options.sendHoldTimeout) { [self] in
+                guard let index = heldSends.firstIndex(where: { $0.id == id }) else { return }
+                heldSends.remove(at: index).answer(.refused(.busy))
+            }
+            heldSends.append(HeldSend(id: id, messages: messages, answer: answer, timeout: timeout))
+        }
+    }
+
+    private func deliverSend(_ messages: [String]) -> SockJSSessionStateMachine.SendOutcome {
+        deliver(messages)
+        return machine.sendOutcomeAfterDelivery
+    }
+
+    /// Wakes what waits for the outbox: held sends are delivered in order while it has room (or
+    /// refused once the session is no longer open), and a paused WebSocket reader resumes.
     private func releaseDrainWaiters() {
-        guard !drainWaiters.isEmpty, !machine.isOpen || !machine.isBackedUp else { return }
-        let waiters = drainWaiters
-        drainWaiters = []
-        for waiter in waiters { waiter() }
+        guard !machine.isOpen || !machine.isBackedUp else { return }
+        if !heldSends.isEmpty && !releasingHeldSends {
+            // Delivering runs the application, which may send and so come back here: the loop
+            // below carries on instead.
+            releasingHeldSends = true
+            while let held = heldSends.first, !machine.isOpen || !machine.isBackedUp {
+                heldSends.removeFirst()
+                held.timeout.cancel()
+                held.answer(machine.isOpen ? deliverSend(held.messages) : .refused(.closed))
+            }
+            releasingHeldSends = false
+        }
+        if let waiter = drainWaiter, !machine.isOpen || !machine.isBackedUp {
+            drainWaiter = nil
+            waiter()
+        }
     }
 
     // MARK: Internals

@@ -54,9 +54,22 @@ public struct SockwayEndpointOptions: Sendable {
     public var heartbeatInterval: TimeAmount
     /// How long a session waits for its next receiving request before it is closed. Default 5 s.
     public var disconnectDelay: TimeAmount
-    /// Largest inbound message or `xhr_send` payload in bytes; more closes with 1009 or answers 413.
-    /// Default 1 MiB.
+    /// Largest inbound message, in bytes (a WebSocket message, or one decoded message of a send
+    /// body); more closes with 1009, or answers the send with 413 and delivers none of it. Default 1 MiB.
     public var maxMessageBytes: Int
+    /// Largest `xhr_send` / `jsonp_send` body as it arrives, in bytes; more answers 413. sockjs-client
+    /// joins everything pending into one body, and a jsonp form body is several times larger than
+    /// its messages (a JSON `\u` escape, percent-encoded, is 8 bytes). Default (`nil`): eight times
+    /// ``maxMessageBytes`` (8 MiB), one largest message in that worst encoding.
+    public var maxSendBodyBytes: Int?
+    /// Send requests of one session held at once while its outbox is backed up; more are refused
+    /// with 503. A browser has one send in flight per session; this bounds pipelining and floods.
+    /// Default 16.
+    public var maxHeldSendRequests: Int
+    /// How long a send request is held, undelivered, waiting for a backed-up outbox to drain before
+    /// it is refused with 503 (a receiver that stalls). Default 30 s, inside common proxies'
+    /// 60 s read timeout.
+    public var sendHoldTimeout: TimeAmount
     /// Outbound messages a session holds for a slow or absent receiver before it closes with 1013.
     /// Default 16384 (with the byte bound, 1 MiB, the tighter one for messages of 64 bytes or more).
     public var maxQueuedMessages: Int
@@ -103,6 +116,9 @@ public struct SockwayEndpointOptions: Sendable {
         heartbeatInterval: TimeAmount = .seconds(25),
         disconnectDelay: TimeAmount = .seconds(5),
         maxMessageBytes: Int = 1 << 20,
+        maxSendBodyBytes: Int? = nil,
+        maxHeldSendRequests: Int = 16,
+        sendHoldTimeout: TimeAmount = .seconds(30),
         maxQueuedMessages: Int = 16384,
         maxQueuedBytes: Int = 1 << 20,
         maxInboundQueuedMessages: Int = 4096,
@@ -121,6 +137,9 @@ public struct SockwayEndpointOptions: Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.disconnectDelay = disconnectDelay
         self.maxMessageBytes = maxMessageBytes
+        self.maxSendBodyBytes = maxSendBodyBytes
+        self.maxHeldSendRequests = maxHeldSendRequests
+        self.sendHoldTimeout = sendHoldTimeout
         self.maxQueuedMessages = maxQueuedMessages
         self.maxQueuedBytes = maxQueuedBytes
         self.maxInboundQueuedMessages = maxInboundQueuedMessages
@@ -150,7 +169,8 @@ public struct SockwayEndpointOptions: Sendable {
             clientScriptURL: clientScriptURL,
             allowedOrigins: allowedOrigins,
             disabledTransports: disabledTransports,
-            maxPayloadBytes: maxMessageBytes
+            maxSendBodyBytes: maxSendBodyBytes ?? (maxMessageBytes > Int.max / 8 ? Int.max : maxMessageBytes * 8),
+            maxMessageBytes: maxMessageBytes
         )
     }
 

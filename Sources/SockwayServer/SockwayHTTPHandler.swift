@@ -60,8 +60,9 @@ final class ServerRuntime: Sendable {
 
 /// Serves one HTTP/1.x connection: every SockJS route but the WebSocket upgrade, which the upgrader
 /// takes before this handler sees the request.
-final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private struct SendContext {
@@ -91,9 +92,13 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var requestComplete = false
     private var responseComplete = true
     /// Parts of pipelined requests that arrived while a response was still going. We keep reading
-    /// (unlike NIO's pipelining helper, which stops) so that a client closing a long poll is noticed.
+    /// (unlike NIO's pipelining helper, which stops at once) so that a client closing a long poll is
+    /// noticed, up to ``maxPipelinedParts``; then reading pauses until they are served. Every
+    /// pipelined request gets its answer: none is dropped by closing the connection.
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     static let maxPipelinedParts = 64
+    private var readsPaused = false
+    private var readPending = false
 
     init(server: ServerRuntime) {
         self.server = server
@@ -110,11 +115,9 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if requestComplete && !responseComplete || !pipelined.isEmpty {
-            guard pipelined.count < Self.maxPipelinedParts else {
-                context.close(promise: nil)
-                return
-            }
+            // What one read decoded is kept whole (at most a read's bytes past the bound).
             pipelined.append(part)
+            if pipelined.count >= Self.maxPipelinedParts { readsPaused = true }
             return
         }
         handlePart(part, context: context)
@@ -130,7 +133,7 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             handleHead(head, context: context)
         case .body(var part):
             guard case .collecting(let send) = mode else { return }
-            if body.readableBytes + part.readableBytes > send.runtime.rules.maxPayloadBytes {
+            if body.readableBytes + part.readableBytes > send.runtime.rules.maxSendBodyBytes {
                 keepAlive = false
                 respond(.error(413, "Payload too large.", headers: send.errorHeaders), context: context)
                 return
@@ -163,6 +166,14 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -273,7 +284,12 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finishSend(_ send: SendContext, context: ChannelHandlerContext) {
         let messages: [String]
         do {
-            messages = try SockJSServiceRules.parseSendBody(body, transport: send.transport, contentType: send.contentType)
+            messages = try SockJSServiceRules.parseSendBody(
+                body,
+                transport: send.transport,
+                contentType: send.contentType,
+                maxMessageBytes: send.runtime.rules.maxMessageBytes
+            )
         } catch {
             respond(SockJSServiceRules.response(for: error, headers: send.errorHeaders), context: context)
             return
@@ -284,22 +300,24 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let sessionID = send.sessionID
         let owner = runtime.store.owner(of: sessionID)
         let success = send.success
-        // The answer waits while the session's outbox is backed up: a client that sends faster than it
-        // receives is slowed down rather than closed with 1013.
+        let errorHeaders = send.errorHeaders
+        // Acknowledged means handed to the application while the session was open. While the outbox
+        // is backed up the request is held, undelivered, so a client that sends faster than it
+        // receives is slowed down rather than closed with 1013; past the hold bounds it is refused.
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        let answer: @Sendable (Bool) -> Void = { found in
+        let answer: @Sendable (SockJSSessionStateMachine.SendOutcome) -> Void = { outcome in
             let respond: @Sendable () -> Void = {
                 let handler = this.value
                 guard let context = handler.context, case .delivering = handler.mode else { return }
-                handler.respond(found ? success : .notFound, context: context)
+                handler.respond(SockJSServiceRules.response(for: outcome, success: success, headers: errorHeaders), context: context)
             }
             if loop.inEventLoop { respond() } else { loop.execute(respond) }
         }
         if owner.inEventLoop {
-            runtime.deliver(messages, toSession: sessionID, answer: answer)
+            runtime.acceptSend(messages, toSession: sessionID, answer: answer)
         } else {
-            owner.execute { runtime.deliver(messages, toSession: sessionID, answer: answer) }
+            owner.execute { runtime.acceptSend(messages, toSession: sessionID, answer: answer) }
         }
     }
 
@@ -356,7 +374,14 @@ final class SockwayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard keepAlive else { return }
         while let next = pipelined.popFirst() {
             handlePart(next, context: context)
-            if requestComplete && !responseComplete { return }
+            if requestComplete && !responseComplete { break }
+        }
+        if readsPaused && pipelined.count < Self.maxPipelinedParts / 2 {
+            readsPaused = false
+            if readPending {
+                readPending = false
+                context.read()
+            }
         }
     }
 

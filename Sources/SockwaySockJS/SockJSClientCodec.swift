@@ -20,7 +20,7 @@ extension SockJSFrame {
             return .heartbeat
         case UInt8(ascii: "a"):
             do throws(SockJSPayloadError) {
-                var parser = SockJSPayload.Parser(bytes: rest)
+                var parser = SockJSPayload.Parser(bytes: rest, repair: .replaceWithU_FFFD)
                 let messages = try parser.parseMessageArray()
                 guard parser.atEnd else { throw .brokenJSON }
                 return .messages(messages)
@@ -29,7 +29,7 @@ extension SockJSFrame {
             }
         case UInt8(ascii: "c"):
             do throws(SockJSPayloadError) {
-                var parser = SockJSPayload.Parser(bytes: rest)
+                var parser = SockJSPayload.Parser(bytes: rest, repair: .replaceWithU_FFFD)
                 try parser.expect(UInt8(ascii: "["))
                 let code = try parser.parseInteger()
                 parser.skipWhitespace()
@@ -111,7 +111,7 @@ public struct SockJSMessageBatch: Sendable {
     /// reading it cannot fail and does not scan it again.
     public init(array: ByteBuffer) throws(SockJSFrameError) {
         let spans: [SockJSPayload.Parser.MessageSpan]? = array.withUnsafeReadableBytes { bytes in
-            var parser = SockJSPayload.Parser(bytes: bytes)
+            var parser = SockJSPayload.Parser(bytes: bytes, repair: .replaceWithU_FFFD)
             guard let spans = try? parser.parseMessageSpans(), parser.atEnd else { return nil }
             return spans
         }
@@ -139,7 +139,7 @@ public struct SockJSMessageBatch: Sendable {
         switch storage {
         case .array(let array, let spans):
             array.withUnsafeReadableBytes { bytes in
-                for span in spans { _ = SockJSPayload.Parser.withMessage(span, in: bytes, body) }
+                for span in spans { _ = SockJSPayload.Parser.withMessage(span, in: bytes, repair: .replaceWithU_FFFD, body) }
             }
         case .single(let message):
             message.withUnsafeReadableBytes(body)
@@ -151,7 +151,7 @@ public struct SockJSMessageBatch: Sendable {
     /// The messages as strings.
     public var strings: [String] {
         switch storage {
-        case .array(let array, _): (try? SockJSPayload.parseArray(array)) ?? []
+        case .array(let array, _): (try? SockJSPayload.parseArray(array, repair: .replaceWithU_FFFD)) ?? []
         case .single(let message): [String(buffer: message)]
         case .strings(let messages): messages
         }
@@ -379,7 +379,7 @@ public struct SockJSBodyDecoder: Sendable {
     static func parseJSONP(_ line: ByteBuffer) throws(SockJSFrameError) -> SockJSReceivedFrame {
         let frame: ByteBuffer? = line.withUnsafeReadableBytes { bytes in
             guard let open = bytes.firstIndex(of: UInt8(ascii: "(")) else { return nil }
-            var parser = SockJSPayload.Parser(bytes: bytes)
+            var parser = SockJSPayload.Parser(bytes: bytes, repair: .replaceWithU_FFFD)
             parser.index = open + 1
             guard let (start, end, firstEscape) = try? parser.scanString() else { return nil }
             guard (try? parser.expect(UInt8(ascii: ")"))) != nil, (try? parser.expect(UInt8(ascii: ";"))) != nil else { return nil }
@@ -393,7 +393,7 @@ public struct SockJSBodyDecoder: Sendable {
                     UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                     return end - start
                 }
-                guard let written = SockJSPayload.Parser.decode(bytes, from: start, firstEscape: firstEscape, to: end, into: out) else {
+                guard let written = SockJSPayload.Parser.decode(bytes, from: start, firstEscape: firstEscape, to: end, into: out, repair: .replaceWithU_FFFD) else {
                     failed = true
                     return 0
                 }

@@ -4,23 +4,39 @@ import NIOCore
 public enum SockJSPayloadError: Error, Equatable, Sendable {
     /// The payload was empty, or valid JSON that is not an array of messages ("Payload expected.").
     case payloadExpected
-    /// The payload is not valid JSON ("Broken JSON encoding.").
+    /// The payload is not valid JSON, not valid UTF-8, or holds a string that no Unicode text can
+    /// carry (a lone UTF-16 surrogate escape) ("Broken JSON encoding.").
     case brokenJSON
+    /// One message is larger than the limit the caller gave (decoded UTF-8 bytes).
+    case messageTooLarge
 }
 
 /// Parses what clients send: a JSON array of messages (`xhr_send`, `jsonp_send`, `websocket`), or for the
 /// `websocket` transport also a single JSON value.
 ///
 /// String elements are decoded; other JSON values (numbers, objects, …) are delivered as their JSON text,
-/// so that no message is silently lost. Lone UTF-16 surrogates in `\u` escapes become U+FFFD, since a
-/// Swift `String` holds Unicode scalars only.
+/// so that no message is silently lost. What a client sends is refused rather than altered: invalid
+/// UTF-8 (overlong forms and encoded surrogates included) and lone UTF-16 surrogates in `\u` escapes
+/// make the whole payload ``SockJSPayloadError/brokenJSON``, since a Swift `String` holds Unicode
+/// scalars only (JSON allows such escapes, RFC 8259 §8.2; I-JSON, RFC 7493 §2.1, forbids them). The
+/// client side, reading a server, repairs instead (U+FFFD): see ``Repair``.
 public enum SockJSPayload {
+    /// What to do with text that cannot be a Swift `String`.
+    public enum Repair: Sendable {
+        /// Refuse the payload (what a server does with a client's messages: nothing is altered).
+        case refuse
+        /// Replace what cannot be a scalar with U+FFFD (what a client does with a server's frames).
+        case replaceWithU_FFFD
+    }
+
     /// Nesting limit for non-string values, so hostile input cannot exhaust the stack.
     public static let maximumDepth = 64
 
     /// Parses a JSON array of messages.
-    public static func parseArray(_ bytes: UnsafeRawBufferPointer) throws(SockJSPayloadError) -> [String] {
-        var parser = Parser(bytes: bytes)
+    /// - Parameter repair: ``Repair/refuse`` (the default) checks that `bytes` are valid UTF-8 first.
+    public static func parseArray(_ bytes: UnsafeRawBufferPointer, repair: Repair = .refuse) throws(SockJSPayloadError) -> [String] {
+        if repair == .refuse, !isValidUTF8(bytes) { throw .brokenJSON }
+        var parser = Parser(bytes: bytes, repair: repair)
         parser.skipWhitespace()
         guard !parser.atEnd else { throw .payloadExpected }
         guard parser.peek == UInt8(ascii: "[") else {
@@ -37,15 +53,27 @@ public enum SockJSPayload {
     }
 
     /// Parses a `ByteBuffer` holding a JSON array of messages.
-    public static func parseArray(_ buffer: ByteBuffer) throws(SockJSPayloadError) -> [String] {
+    public static func parseArray(_ buffer: ByteBuffer, repair: Repair = .refuse) throws(SockJSPayloadError) -> [String] {
         let result: Result<[String], SockJSPayloadError> = buffer.withUnsafeReadableBytes { bytes in
-            do throws(SockJSPayloadError) { return .success(try parseArray(bytes)) } catch { return .failure(error) }
+            do throws(SockJSPayloadError) { return .success(try parseArray(bytes, repair: repair)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 
+    /// Whether `bytes` are well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or values above
+    /// U+10FFFF). The standard library's validator, which skips ASCII a word at a time.
+    public static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            _ = try UTF8Span(validating: bytes.assumingMemoryBound(to: UInt8.self).span)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// Parses a SockJS `websocket` text message: an array of messages, or one JSON value. An empty
-    /// text message carries no messages.
+    /// text message carries no messages. `bytes` must be valid UTF-8 (a WebSocket text message is:
+    /// the WebSocket layer checks it); lone surrogate escapes are refused.
     public static func parseWebSocketMessage(_ bytes: UnsafeRawBufferPointer) throws(SockJSPayloadError) -> [String] {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
@@ -63,9 +91,13 @@ public enum SockJSPayload {
 
     struct Parser {
         let bytes: UnsafeRawBufferPointer
+        let repair: Repair
         var index = 0
 
-        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        init(bytes: UnsafeRawBufferPointer, repair: Repair = .refuse) {
+            self.bytes = bytes
+            self.repair = repair
+        }
 
         var atEnd: Bool { index >= bytes.count }
         var peek: UInt8 { bytes[index] }
@@ -146,8 +178,9 @@ public enum SockJSPayload {
             // the runs between escapes whole.
             var failed = false
             let input = bytes
+            let repair = self.repair
             let text = String(unsafeUninitializedCapacity: end - start) { out in
-                guard let written = Self.decode(input, from: start, firstEscape: escapesStart, to: end, into: out) else {
+                guard let written = Self.decode(input, from: start, firstEscape: escapesStart, to: end, into: out, repair: repair) else {
                     failed = true
                     return 0
                 }
@@ -210,7 +243,7 @@ public enum SockJSPayload {
             var spans: [MessageSpan] = []
             try forEachElement { parser throws(SockJSPayloadError) in
                 let span = try parser.scanMessage(depth: 1)
-                if span.firstEscape != nil, !Self.withMessage(span, in: parser.bytes, { _ in }) { throw .brokenJSON }
+                if span.firstEscape != nil, !Self.withMessage(span, in: parser.bytes, repair: parser.repair, { _ in }) { throw .brokenJSON }
                 spans.append(span)
             }
             return spans
@@ -218,13 +251,20 @@ public enum SockJSPayload {
 
         /// Calls `body` with the message's UTF-8 bytes: a slice of `input`, or, for a string with
         /// escapes, the string decoded into temporary memory. `false` for a bad escape.
-        static func withMessage(_ span: MessageSpan, in input: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        static func withMessage(
+            _ span: MessageSpan,
+            in input: UnsafeRawBufferPointer,
+            repair: Repair,
+            _ body: (UnsafeRawBufferPointer) -> Void
+        ) -> Bool {
             guard let firstEscape = span.firstEscape else {
                 body(UnsafeRawBufferPointer(rebasing: input[span.start..<span.end]))
                 return true
             }
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: span.end - span.start) { out -> Bool in
-                guard let written = decode(input, from: span.start, firstEscape: firstEscape, to: span.end, into: out) else { return false }
+                guard let written = decode(input, from: span.start, firstEscape: firstEscape, to: span.end, into: out, repair: repair) else {
+                    return false
+                }
                 body(UnsafeRawBufferPointer(start: out.baseAddress, count: written))
                 return true
             }
@@ -232,17 +272,32 @@ public enum SockJSPayload {
 
         /// Decodes the string content `input[from..<to]`, whose first escape is at `firstEscape`, into
         /// `out`; the number of bytes written, or `nil` for a bad escape.
-        static func decode(_ input: UnsafeRawBufferPointer, from start: Int, firstEscape: Int, to end: Int, into out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        static func decode(
+            _ input: UnsafeRawBufferPointer,
+            from start: Int,
+            firstEscape: Int,
+            to end: Int,
+            into out: UnsafeMutableBufferPointer<UInt8>,
+            repair: Repair
+        ) -> Int? {
             let head = firstEscape - start
             if head > 0 {
                 UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: input[start..<firstEscape]))
             }
-            return unescape(input, from: firstEscape, to: end, into: out, at: head)
+            return unescape(input, from: firstEscape, to: end, into: out, at: head, repair: repair)
         }
 
         /// Decodes the escaped JSON string bytes `input[from..<to]` into `out` from `offset`; the number of
-        /// bytes then in `out`, or `nil` for a bad escape. Lone UTF-16 surrogates become U+FFFD.
-        static func unescape(_ input: UnsafeRawBufferPointer, from: Int, to end: Int, into out: UnsafeMutableBufferPointer<UInt8>, at offset: Int) -> Int? {
+        /// bytes then in `out`, or `nil` for a bad escape. Lone UTF-16 surrogates are a bad escape, or
+        /// become U+FFFD with ``Repair/replaceWithU_FFFD``.
+        static func unescape(
+            _ input: UnsafeRawBufferPointer,
+            from: Int,
+            to end: Int,
+            into out: UnsafeMutableBufferPointer<UInt8>,
+            at offset: Int,
+            repair: Repair
+        ) -> Int? {
             var index = from
             var written = offset
             while index < end {
@@ -281,9 +336,11 @@ public enum SockJSPayload {
                             scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
                             index += 6
                         } else {
+                            guard repair == .replaceWithU_FFFD else { return nil }
                             scalar = 0xFFFD
                         }
                     } else if unit >= 0xDC00 && unit < 0xE000 {
+                        guard repair == .replaceWithU_FFFD else { return nil }
                         scalar = 0xFFFD
                     }
                     // Six input bytes (twelve for a pair) never give more than three (four) out.

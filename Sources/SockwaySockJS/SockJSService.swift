@@ -83,9 +83,10 @@ public enum SockJSDecision: Hashable, Sendable {
     /// Open a receiving response (`head`, then `prelude`), and attach it to the session, creating the
     /// session if it does not exist.
     case receive(sessionID: String, transport: SockJSTransport, callback: String?, head: SockJSResponse, prelude: String?)
-    /// Read the body (at most ``SockJSServiceRules/maxPayloadBytes``), parse it with
-    /// ``SockJSServiceRules/parseSendBody(_:transport:contentType:)`` and deliver it to the session;
-    /// answer `success` if the session exists, `404` otherwise.
+    /// Read the body (at most ``SockJSServiceRules/maxSendBodyBytes``), parse it with
+    /// ``SockJSServiceRules/parseSendBody(_:transport:contentType:maxMessageBytes:)`` and deliver it
+    /// to the session; answer `success` once the session took it, `404` if there is no such open
+    /// session.
     case send(sessionID: String, transport: SockJSTransport, success: SockJSResponse, errorHeaders: [SockJSHeader])
 }
 
@@ -103,8 +104,11 @@ public struct SockJSServiceRules: Sendable {
     public var allowedOrigins: Set<String>?
     /// Transports switched off, by name (`xhr-streaming`); their routes answer `404`.
     public var disabledTransports: Set<String>
-    /// The largest send body accepted; larger ones get `413`.
-    public var maxPayloadBytes: Int
+    /// The largest `xhr_send` / `jsonp_send` body accepted, as it arrives (JSON, or a form); larger
+    /// ones get `413`.
+    public var maxSendBodyBytes: Int
+    /// The largest message accepted, in decoded UTF-8 bytes; a send body holding a larger one gets `413`.
+    public var maxMessageBytes: Int
 
     public init(
         webSocketEnabled: Bool = true,
@@ -112,14 +116,16 @@ public struct SockJSServiceRules: Sendable {
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
         allowedOrigins: Set<String>? = nil,
         disabledTransports: Set<String> = [],
-        maxPayloadBytes: Int = 1 << 20
+        maxSendBodyBytes: Int = 8 << 20,
+        maxMessageBytes: Int = 1 << 20
     ) {
         self.webSocketEnabled = webSocketEnabled
         self.cookieNeeded = cookieNeeded
         self.clientScriptURL = clientScriptURL
         self.allowedOrigins = allowedOrigins
         self.disabledTransports = disabledTransports
-        self.maxPayloadBytes = maxPayloadBytes
+        self.maxSendBodyBytes = maxSendBodyBytes
+        self.maxMessageBytes = maxMessageBytes
     }
 
     /// sockjs-client 1.x from a public CDN, what sockjs-node defaults to.
@@ -250,6 +256,9 @@ public struct SockJSServiceRules: Sendable {
         headers += sessionCookie(request)
         if transport.cors { headers += cors(request, nullMeansAny: transport.wrapping == .eventSource) }
         if transport.wrapping == .jsonp { headers.append(SockJSHeader("X-Content-Type-Options", "nosniff")) }
+        // nginx buffers proxied responses by default, which holds a stream's frames until its buffer
+        // fills; this header turns that off for the one response (other proxies ignore it).
+        if transport.role == .receiver(.streaming) { headers.append(SockJSHeader("X-Accel-Buffering", "no")) }
 
         switch transport.role {
         case .receiver:
@@ -283,8 +292,22 @@ public struct SockJSServiceRules: Sendable {
         }
     }
 
-    /// Parses the body of an `xhr_send` or `jsonp_send` request into messages.
+    /// Parses the body of an `xhr_send` or `jsonp_send` request into messages. Nothing is altered:
+    /// a body that is not valid UTF-8, or holds a lone surrogate escape, is refused whole, and so is
+    /// one holding a message over `maxMessageBytes` (decoded UTF-8 bytes).
     public static func parseSendBody(
+        _ body: ByteBuffer,
+        transport: SockJSTransport,
+        contentType: String?,
+        maxMessageBytes: Int = .max
+    ) throws(SockJSPayloadError) -> [String] {
+        let messages = try parseSendBodyMessages(body, transport: transport, contentType: contentType)
+        // `utf8.count` of a native String is stored, not counted.
+        if messages.contains(where: { $0.utf8.count > maxMessageBytes }) { throw .messageTooLarge }
+        return messages
+    }
+
+    private static func parseSendBodyMessages(
         _ body: ByteBuffer,
         transport: SockJSTransport,
         contentType: String?
@@ -302,11 +325,27 @@ public struct SockJSServiceRules: Sendable {
         return try SockJSPayload.parseArray(body)
     }
 
+    /// The answer to a send request, from its outcome: `success`, `404` when the session is gone or
+    /// closing (its messages were not taken), `503` with `Retry-After` when it was held too long or
+    /// too many requests were held (the client sends faster than it receives).
+    public static func response(
+        for outcome: SockJSSessionStateMachine.SendOutcome,
+        success: SockJSResponse,
+        headers: [SockJSHeader]
+    ) -> SockJSResponse {
+        switch outcome {
+        case .accepted: success
+        case .refused(.closed): SockJSResponse(status: 404, headers: [SockJSResponse.plainText] + headers, body: SockJSResponse.notFound.body)
+        case .refused(.busy): .error(503, "Session busy: sending faster than receiving.", headers: headers + [SockJSHeader("Retry-After", "1")])
+        }
+    }
+
     /// The response for a send body that failed to parse.
     public static func response(for error: SockJSPayloadError, headers: [SockJSHeader]) -> SockJSResponse {
         switch error {
         case .payloadExpected: return .error(500, "Payload expected.", headers: headers)
         case .brokenJSON: return .error(500, "Broken JSON encoding.", headers: headers)
+        case .messageTooLarge: return .error(413, "Message too large.", headers: headers)
         }
     }
 

@@ -85,6 +85,33 @@ public struct SockJSSessionStateMachine: Sendable {
         case overflow
     }
 
+    /// What to do with messages a client sent over HTTP (`xhr_send`, `jsonp_send`), decided before
+    /// they reach the application: a send is acknowledged only once it was handed over.
+    public enum SendDecision: Hashable, Sendable {
+        /// Hand the messages to the application now, then answer with ``sendOutcomeAfterDelivery``.
+        case deliver
+        /// Hold the request, messages undelivered, until the outbox drains: the client sends faster
+        /// than it takes the replies. Held requests are handed over in the order they arrived.
+        case hold
+        /// Refuse the request; its messages are not delivered.
+        case refuse(SendRefusal)
+    }
+
+    /// Why a send was refused; the client can tell the two apart by the HTTP status.
+    public enum SendRefusal: Hashable, Sendable {
+        /// The session is closing or closed: it takes no more messages.
+        case closed
+        /// Too many requests are held already, or one was held too long.
+        case busy
+    }
+
+    /// The answer to a send.
+    public enum SendOutcome: Hashable, Sendable {
+        /// Handed to the application while the session was open.
+        case accepted
+        case refused(SendRefusal)
+    }
+
     public let configuration: Configuration
     public private(set) var phase: Phase = .connecting
     public private(set) var receiver: ReceiverKind?
@@ -110,6 +137,27 @@ public struct SockJSSessionStateMachine: Sendable {
     /// instead of overflowing the outbox.
     public var isBackedUp: Bool {
         outbox.count * 2 >= configuration.maxQueuedMessages || queuedBytes * 2 >= configuration.maxQueuedBytes
+    }
+
+    /// A send request arrived, with `held` requests of this session held already (at most `maxHeld`).
+    public func sendArrived(held: Int, maxHeld: Int) -> SendDecision {
+        guard phase == .open else { return .refuse(.closed) }
+        // Behind a held request even when the outbox has room: held requests go first, in order.
+        guard isBackedUp || held > 0 else { return .deliver }
+        return held < maxHeld ? .hold : .refuse(.busy)
+    }
+
+    /// The answer to a send whose messages were just handed to the application: accepted, unless the
+    /// session closed on a bound while taking them (its outbox or inbound queue overflowed), and then
+    /// what the messages caused may be lost. An application that closes the session itself has
+    /// still taken them.
+    public var sendOutcomeAfterDelivery: SendOutcome {
+        switch phase {
+        case .open: .accepted
+        case .closing(let reason) where reason == .sendQueueFull || reason == .receiveQueueFull: .refused(.closed)
+        case .closing: .accepted
+        case .connecting, .closed: .refused(.closed)
+        }
     }
 
     /// A receiver wants the session's frames.

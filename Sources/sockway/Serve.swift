@@ -28,8 +28,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("disconnect-delay"), help: "Seconds a session waits for its next request before it is closed.")
     var disconnectDelay: Double = 5
 
-    @Option(name: .customLong("max-message-bytes"), help: "Largest inbound message or xhr_send body, in bytes.")
+    @Option(name: .customLong("max-message-bytes"), help: "Largest inbound message, in bytes (WebSocket message, or one decoded message of a send body).")
     var maxMessageBytes = 1 << 20
+
+    @Option(name: .customLong("max-send-body-bytes"), help: "Largest xhr_send/jsonp_send body as sent, in bytes (default: 8 x --max-message-bytes).")
+    var maxSendBodyBytes: Int?
+
+    @Option(name: .customLong("send-hold-timeout"), help: "Seconds a send is held while the session's outbox is backed up before it is refused with 503.")
+    var sendHoldTimeout: Double = 30
 
     @Option(help: "Event loop threads (default: one per core).")
     var threads: Int?
@@ -60,6 +66,8 @@ struct Serve: AsyncParsableCommand {
         guard responseLimit > 0 else { throw ValidationError("--response-limit must be positive") }
         guard heartbeat > 0, disconnectDelay > 0 else { throw ValidationError("--heartbeat and --disconnect-delay must be positive") }
         guard maxMessageBytes > 0 && maxMessageBytes <= Int(UInt32.max) else { throw ValidationError("--max-message-bytes must be 1...4294967295") }
+        if let maxSendBodyBytes, maxSendBodyBytes <= 0 { throw ValidationError("--max-send-body-bytes must be positive") }
+        guard sendHoldTimeout > 0 && sendHoldTimeout < 86_400 else { throw ValidationError("--send-hold-timeout must be between 0 and 86400 seconds") }
         guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9...15") }
         guard (1...9).contains(compressionMemLevel) else { throw ValidationError("--compression-mem-level must be 1...9") }
         for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
@@ -86,6 +94,8 @@ struct Serve: AsyncParsableCommand {
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
             disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
             maxMessageBytes: maxMessageBytes,
+            maxSendBodyBytes: maxSendBodyBytes,
+            sendHoldTimeout: .nanoseconds(Int64(sendHoldTimeout * 1e9)),
             compression: deflate,
             webSocketPingInterval: wsPingInterval.map { .nanoseconds(Int64($0 * 1e9)) },
             webSocketIdleTimeout: wsIdleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }

@@ -74,15 +74,75 @@ import Testing
         #expect(try connection.readResponse().body == "Payload expected.")
     }
 
-    // A send body over the payload limit is refused with 413 and the connection closes.
-    @Test func oversizedSendIsRefused() throws {
-        let server = InMemoryServer(options: .init(maxMessageBytes: 64))
+    // A send body over the send-body limit is refused with 413 and the connection closes (the rest of
+    // the body is not read).
+    @Test func oversizedSendBodyIsRefused() throws {
+        let server = InMemoryServer(options: .init(maxMessageBytes: 64, maxSendBodyBytes: 80))
         let connection = try server.connect()
         try connection.request("POST", "/echo/000/big/xhr")
         _ = try connection.readResponse()
-        try connection.request("POST", "/echo/000/big/xhr_send", body: "[\"" + String(repeating: "x", count: 100) + "\"]")
-        #expect(try connection.readResponse().status == 413)
+        try connection.request("POST", "/echo/000/big/xhr_send", body: "[\"" + String(repeating: "x", count: 20) + "\"," + String(repeating: "\"y\",", count: 20) + "\"z\"]")
+        let refused = try connection.readResponse()
+        #expect(refused.status == 413)
+        #expect(refused.body == "Payload too large.")
         #expect(!connection.isActive)
+    }
+
+    // The send-body limit is separate from the message limit, and defaults to eight times it: a
+    // jsonp form body is several times larger than the messages it carries.
+    @Test func sendBodyLimitDefaultsToEightMessages() throws {
+        #expect(SockwayEndpointOptions(maxMessageBytes: 1000).rules.maxSendBodyBytes == 8000)
+        #expect(SockwayEndpointOptions(maxMessageBytes: 1000, maxSendBodyBytes: 5).rules.maxSendBodyBytes == 5)
+        #expect(SockwayEndpointOptions(maxMessageBytes: 1000).rules.maxMessageBytes == 1000)
+    }
+
+    // A body under the body limit holding one message over the message limit is refused whole with
+    // 413: none of its messages is delivered, and the session and connection go on.
+    @Test func oversizedMessageIsRefusedWhole() throws {
+        let server = InMemoryServer(options: .init(maxMessageBytes: 64))
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/echo/000/big/xhr")
+        _ = try poll.readResponse()
+        try send.request("POST", "/echo/000/big/xhr_send", body: "[\"small\",\"" + String(repeating: "é", count: 33) + "\"]")
+        let refused = try send.readResponse()
+        #expect(refused.status == 413)
+        #expect(refused.body == "Message too large.")
+        #expect(send.isActive)
+        try send.request("POST", "/echo/000/big/xhr_send", body: "[\"" + String(repeating: "x", count: 64) + "\"]")
+        #expect(try send.readResponse().status == 204)
+        try poll.request("POST", "/echo/000/big/xhr")
+        #expect(try poll.readResponse().body == "a[\"" + String(repeating: "x", count: 64) + "\"]\n")
+    }
+
+    // Invalid UTF-8 in a send body (xhr_send, or a jsonp_send form value once percent-decoded) and
+    // lone surrogate escapes get 500 "Broken JSON encoding." and nothing of the body is delivered.
+    @Test func invalidTextIsRefusedNotAltered() throws {
+        let server = InMemoryServer()
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/echo/000/u8/xhr")
+        _ = try poll.readResponse()
+        let invalid = Array(#"["ok",""#.utf8) + [0xC0, 0xAF] + Array(#""]"#.utf8)
+        var request = ByteBuffer(string: "POST /echo/000/u8/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: \(invalid.count)\r\n\r\n")
+        request.writeBytes(invalid)
+        try send.write(request)
+        var refused = try send.readResponse()
+        #expect(refused.status == 500)
+        #expect(refused.body == "Broken JSON encoding.")
+        try send.request("POST", "/echo/000/u8/xhr_send", body: #"["ok","\ud800"]"#)
+        refused = try send.readResponse()
+        #expect(refused.status == 500)
+        #expect(refused.body == "Broken JSON encoding.")
+        let form = [("Content-Type", "application/x-www-form-urlencoded")]
+        try send.request("POST", "/echo/000/u8/jsonp_send", body: "d=%5B%22ok%22%2C%22%ED%A0%80%22%5D", headers: form)
+        refused = try send.readResponse()
+        #expect(refused.status == 500)
+        #expect(refused.body == "Broken JSON encoding.")
+        try send.request("POST", "/echo/000/u8/jsonp_send", body: "d=%5B%22fine%20%C3%A9%22%5D", headers: form)
+        #expect(try send.readResponse().body == "ok")
+        try poll.request("POST", "/echo/000/u8/xhr")
+        #expect(try poll.readResponse().body == #"a["fine é"]"# + "\n")
     }
 
     // A second receiver gets 2010 while the first stays attached and still gets the messages.
@@ -272,27 +332,99 @@ import Testing
         #expect(try poll.readResponse().body == #"c[1013,"Send queue full"]"# + "\n")
     }
 
-    // A sender whose messages fill half the outbox waits for its answer until a receiver drains it:
-    // the client slows down instead of overflowing the outbox and losing the session.
-    @Test func sendIsAnsweredOnceTheOutboxDrains() throws {
+    // A send that arrives while the outbox is at least half full is held, undelivered, until a
+    // receiver drains it: the client slows down instead of overflowing the outbox and losing the
+    // session. Its 204 comes once it was delivered.
+    @Test func sendIsHeldWhileTheOutboxIsBackedUp() throws {
         let server = InMemoryServer(options: .init(maxQueuedMessages: 4))
         let poll = try server.connect()
         let send = try server.connect()
         try poll.request("POST", "/echo/000/s14/xhr")
         _ = try poll.readResponse()
         try send.request("POST", "/echo/000/s14/xhr_send", body: #"["1"]"#)
-        #expect(try send.readResponse().status == 204)  // a quarter full: answered at once
+        #expect(try send.readResponse().status == 204)
         try send.request("POST", "/echo/000/s14/xhr_send", body: #"["2"]"#)
-        #expect(try send.readText().isEmpty)  // half full: held
+        #expect(try send.readResponse().status == 204)  // arrived with room: delivered, now half full
+        try send.request("POST", "/echo/000/s14/xhr_send", body: #"["3"]"#)
+        #expect(try send.readText().isEmpty)  // backed up: held, not delivered
         try poll.request("POST", "/echo/000/s14/xhr")
         #expect(try poll.readResponse().body == #"a["1","2"]"# + "\n")
         #expect(try send.readResponse().status == 204)
-        // A held sender is answered when the session closes, too.
-        try send.request("POST", "/echo/000/s14/xhr_send", body: #"["3","4"]"#)
+        try poll.request("POST", "/echo/000/s14/xhr")
+        #expect(try poll.readResponse().body == #"a["3"]"# + "\n")
+    }
+
+    // A held send is refused with 404 when the session closes meanwhile (it times out without a
+    // receiver): its messages were not delivered, so it is never acknowledged.
+    @Test func heldSendIsRefusedWhenTheSessionCloses() throws {
+        let server = InMemoryServer(options: .init(maxQueuedMessages: 2))
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/echo/000/s15/xhr")
+        _ = try poll.readResponse()
+        try send.request("POST", "/echo/000/s15/xhr_send", body: #"["1"]"#)
+        #expect(try send.readResponse().status == 204)
+        try send.request("POST", "/echo/000/s15/xhr_send", body: #"["2"]"#)
         #expect(try send.readText().isEmpty)
         server.advance(by: .seconds(6))
-        #expect(try send.readResponse().status == 204)
+        #expect(try send.readResponse().status == 404)
         #expect(server.sessionCount() == 0)
+    }
+
+    // Held too long (a receiver that never drains), a send is refused with 503 and Retry-After, its
+    // messages undelivered; the session goes on.
+    @Test func heldSendIsRefusedAfterTheHoldTimeout() throws {
+        let server = InMemoryServer(options: .init(disconnectDelay: .seconds(60), sendHoldTimeout: .seconds(2), maxQueuedMessages: 2))
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/echo/000/s16/xhr")
+        _ = try poll.readResponse()
+        try send.request("POST", "/echo/000/s16/xhr_send", body: #"["1"]"#)
+        #expect(try send.readResponse().status == 204)
+        try send.request("POST", "/echo/000/s16/xhr_send", body: #"["2"]"#)
+        #expect(try send.readText().isEmpty)
+        server.advance(by: .seconds(3))
+        let refused = try send.readResponse()
+        #expect(refused.status == 503)
+        #expect(refused.header("Retry-After") == "1")
+        try poll.request("POST", "/echo/000/s16/xhr")
+        #expect(try poll.readResponse().body == #"a["1"]"# + "\n")
+    }
+
+    // Past the bound on held sends per session, more are refused with 503 at once, undelivered.
+    @Test func tooManyHeldSendsAreRefused() throws {
+        let server = InMemoryServer(options: .init(maxHeldSendRequests: 2, maxQueuedMessages: 2))
+        let poll = try server.connect()
+        try poll.request("POST", "/echo/000/s17/xhr")
+        _ = try poll.readResponse()
+        let senders = try (0..<4).map { _ in try server.connect() }
+        for (index, sender) in senders.enumerated() {
+            try sender.request("POST", "/echo/000/s17/xhr_send", body: "[\"\(index)\"]")
+        }
+        #expect(try senders[0].readResponse().status == 204)
+        #expect(try senders[1].readText().isEmpty)
+        #expect(try senders[2].readText().isEmpty)
+        #expect(try senders[3].readResponse().status == 503)
+        try poll.request("POST", "/echo/000/s17/xhr")
+        #expect(try poll.readResponse().body == #"a["0"]"# + "\n")
+        #expect(try senders[1].readResponse().status == 204)
+        #expect(try senders[2].readText().isEmpty)  // "1" is queued: half full again
+        try poll.request("POST", "/echo/000/s17/xhr")
+        #expect(try poll.readResponse().body == #"a["1"]"# + "\n")
+        #expect(try senders[2].readResponse().status == 204)
+        try poll.request("POST", "/echo/000/s17/xhr")
+        #expect(try poll.readResponse().body == #"a["2"]"# + "\n")
+    }
+
+    // A send to a session that is closing is refused (404), not acknowledged and dropped.
+    @Test func sendToAClosingSessionIsRefused() throws {
+        let server = InMemoryServer()
+        let poll = try server.connect()
+        let send = try server.connect()
+        try poll.request("POST", "/close/000/s18/xhr")
+        #expect(try poll.readResponse().body == "o\n")
+        try send.request("POST", "/close/000/s18/xhr_send", body: #"["x"]"#)
+        #expect(try send.readResponse().status == 404)
     }
 
     // Pipelined requests are answered in order after a long poll ends.

@@ -47,14 +47,63 @@ struct SockJSPayloadArrayTests {
         #expect(messages.map(\.unicodeScalars.count) == [1, 1])
     }
 
-    @Test func loneSurrogatesBecomeReplacementCharacters() {
-        // A surrogate without its partner cannot be a scalar, so it becomes U+FFFD; the text around it survives.
-        #expect(parseArray(#"["\ud83d"]"#) == .success(["\u{FFFD}"]))
-        #expect(parseArray(#"["\ude00"]"#) == .success(["\u{FFFD}"]))
-        #expect(parseArray(#"["a\ud83db"]"#) == .success(["a\u{FFFD}b"]))
-        #expect(parseArray(#"["\ud83d\u0041"]"#) == .success(["\u{FFFD}A"]))
-        #expect(parseArray(#"["\ude00\ud83d"]"#) == .success(["\u{FFFD}\u{FFFD}"]))
-        #expect(parseArray(#"["\ud83d\ud83d\ude00"]"#) == .success(["\u{FFFD}😀"]))
+    @Test func loneSurrogateEscapesAreRefusedNotAltered() {
+        // A surrogate without its partner cannot be a scalar: a server refuses the whole payload
+        // ("Broken JSON encoding.") rather than deliver it altered.
+        for payload in [#"["\ud83d"]"#, #"["\ude00"]"#, #"["a\ud83db"]"#, #"["\ud83d\u0041"]"#, #"["\ude00\ud83d"]"#, #"["ok","\ud83d\ud83d\ude00"]"#] {
+            #expect(parseArray(payload) == .failure(.brokenJSON), "\(payload)")
+        }
+        // Inside a non-string value too (an object's string), since that is delivered as text.
+        #expect(parseArray(#"[{"k":"\udc00"}]"#) == .failure(.brokenJSON))
+    }
+
+    @Test func loneSurrogateEscapesBecomeReplacementCharactersWhenRepairing() {
+        // A client reading a server's frames repairs instead: the text around the surrogate survives.
+        #expect(parseArray(#"["\ud83d"]"#, repair: .replaceWithU_FFFD) == .success(["\u{FFFD}"]))
+        #expect(parseArray(#"["\ude00"]"#, repair: .replaceWithU_FFFD) == .success(["\u{FFFD}"]))
+        #expect(parseArray(#"["a\ud83db"]"#, repair: .replaceWithU_FFFD) == .success(["a\u{FFFD}b"]))
+        #expect(parseArray(#"["\ud83d\u0041"]"#, repair: .replaceWithU_FFFD) == .success(["\u{FFFD}A"]))
+        #expect(parseArray(#"["\ude00\ud83d"]"#, repair: .replaceWithU_FFFD) == .success(["\u{FFFD}\u{FFFD}"]))
+        #expect(parseArray(#"["\ud83d\ud83d\ude00"]"#, repair: .replaceWithU_FFFD) == .success(["\u{FFFD}😀"]))
+    }
+
+    @Test func invalidUTF8IsRefusedNotAltered() {
+        // RFC 3629: stray continuation bytes, overlong forms, encoded surrogates, values past U+10FFFF
+        // and truncated sequences make the whole payload broken, wherever they are.
+        let bad: [[UInt8]] = [
+            [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xE0, 0x9F, 0xBF],
+            [0xF0, 0x80, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xED, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80],
+            [0xF5, 0x80, 0x80, 0x80], [0xFF], [0xC3], [0xE2, 0x82], [0xF0, 0x9F, 0x98],
+        ]
+        for sequence in bad {
+            for (before, after) in [("", ""), ("ab", "cd"), ("12345678", "")] {
+                let inString = Array("[\"\(before)".utf8) + sequence + Array("\(after)\"]".utf8)
+                #expect(parseArray(bytes: inString) == .failure(.brokenJSON), "\(sequence)")
+            }
+            // Outside a string too: JSON text is UTF-8 as a whole.
+            #expect(parseArray(bytes: Array(#"["ok"] "#.utf8) + sequence) == .failure(.brokenJSON))
+        }
+        // The boundaries that are valid stay valid.
+        let good: [[UInt8]] = [[0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0xA0, 0x80], [0xED, 0x9F, 0xBF], [0xEE, 0x80, 0x80], [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF]]
+        for sequence in good {
+            let text = String(decoding: sequence, as: UTF8.self)
+            #expect(parseArray(bytes: Array("[\"".utf8) + sequence + Array("\"]".utf8)) == .success([text]))
+        }
+        // Repairing (a client reading a server) replaces instead.
+        #expect(parseArray(bytes: Array("[\"a".utf8) + [0xC0, 0x80] + Array("b\"]".utf8), repair: .replaceWithU_FFFD) == .success(["a\u{FFFD}\u{FFFD}b"]))
+    }
+
+    @Test func everyScalarOfTheBMPRoundTrips() {
+        // What the browser test sends: every Unicode scalar of the BMP, raw and escaped, arrives intact.
+        var text = ""
+        for value in 0...0xFFFF { if let scalar = Unicode.Scalar(value) { text.unicodeScalars.append(scalar) } }
+        #expect(parseArray("[" + SockJSJSON.quoted(text) + "]") == .success([text]))
+        var escaped = "[\""
+        for value in 0...0xFFFF where Unicode.Scalar(value) != nil {
+            let hex = String(value, radix: 16)
+            escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
+        #expect(parseArray(escaped + "\"]") == .success([text]))
     }
 
     @Test func rawUTF8PassesThrough() {
@@ -233,7 +282,8 @@ struct SockJSPayloadRoundTripTests {
             #expect(parseArray("[" + SockJSJSON.quoted(text, htmlSafe: true) + "," + SockJSJSON.quoted(text) + "]") == .success([text, text]))
         }
         // Escapes of every kind, next to runs, and a bad escape after a good one.
-        #expect(parseArray(#"["ab\/c\u00E9\ud83d\uDE00d\ud800x\udc00\""]"#) == .success(["ab/cé😀d\u{FFFD}x\u{FFFD}\""]))
+        #expect(parseArray(#"["ab\/c\u00E9\ud83d\uDE00d\""]"#) == .success(["ab/cé😀d\""]))
+        #expect(parseArray(#"["ab\/c\u00E9\ud83d\uDE00d\ud800x\udc00\""]"#, repair: .replaceWithU_FFFD) == .success(["ab/cé😀d\u{FFFD}x\u{FFFD}\""]))
         #expect(parseArray(#"["a\n", "\tb"]"#) == .success(["a\n", "\tb"]))
         #expect(parseArray(#"["ok\n\q"]"#) == .failure(.brokenJSON))
         #expect(parseArray(#"["a\u12"]"#) == .failure(.brokenJSON))

@@ -2,9 +2,14 @@ import NIOCore
 import SockwaySockJS
 
 /// `SockJSPayload.parseArray` as a `Result`, so expectations read `#expect(parseArray("[]") == .success([]))`.
-func parseArray(_ text: String) -> Result<[String], SockJSPayloadError> {
+func parseArray(_ text: String, repair: SockJSPayload.Repair = .refuse) -> Result<[String], SockJSPayloadError> {
+    parseArray(bytes: Array(text.utf8), repair: repair)
+}
+
+/// `SockJSPayload.parseArray` of raw bytes (which need not be UTF-8) as a `Result`.
+func parseArray(bytes: [UInt8], repair: SockJSPayload.Repair = .refuse) -> Result<[String], SockJSPayloadError> {
     do throws(SockJSPayloadError) {
-        return .success(try SockJSPayload.parseArray(ByteBuffer(string: text)))
+        return .success(try SockJSPayload.parseArray(ByteBuffer(bytes: bytes), repair: repair))
     } catch {
         return .failure(error)
     }
