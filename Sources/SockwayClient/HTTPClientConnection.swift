@@ -69,15 +69,17 @@ final class HTTPClientConnection {
         to target: ClientTarget,
         on eventLoop: any EventLoop,
         meter: TrafficMeter,
-        timeout: TimeAmount
+        timeout: TimeAmount,
+        receiveBytesPerSecond: Int? = nil
     ) -> EventLoopFuture<HTTPClientConnection> {
-        ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        return TrafficCountingHandler.applyReceiveLimit(receiveBytesPerSecond, to: bootstrap)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TrafficCountingHandler(meter: meter))
+                    try sync.addHandler(TrafficCountingHandler(meter: meter, receiveBytesPerSecond: receiveBytesPerSecond))
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(HTTPClientResponseHandler())
                 }

@@ -66,7 +66,13 @@ final class HTTPClientTransport: ClientTransportDriver {
         }
         receiver?.close()
         receiver = nil
-        HTTPClientConnection.connect(to: target, on: loop, meter: meter, timeout: timeout).assumeIsolated().whenComplete { result in
+        HTTPClientConnection.connect(
+            to: target,
+            on: loop,
+            meter: meter,
+            timeout: timeout,
+            receiveBytesPerSecond: configuration.receiveBytesPerSecond
+        ).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let connection):
                 guard !self.stopped else { return connection.close() }

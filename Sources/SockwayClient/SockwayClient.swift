@@ -72,6 +72,10 @@ public struct SockwayClientConfiguration: Sendable {
     /// Extra headers on every HTTP request and on the WebSocket handshake (e.g. a browser's
     /// `User-Agent` and `Origin`, to measure what real clients send).
     public var extraHeaders: [(String, String)]
+    /// Reads each socket at most this fast, in bytes per second (a slow link or a slow reader, for
+    /// soaks and benchmarks: the server sees its writes back up). `nil` (the default): as fast as
+    /// data comes.
+    public var receiveBytesPerSecond: Int?
     /// Where the connections run; default NIO's shared group.
     public var eventLoopGroup: any EventLoopGroup
 
@@ -85,6 +89,7 @@ public struct SockwayClientConfiguration: Sendable {
         maxPendingSendBytes: Int = 16 << 20,
         maxSendRequestBytes: Int = 480 << 10,
         extraHeaders: [(String, String)] = [],
+        receiveBytesPerSecond: Int? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.transports = transports
@@ -96,6 +101,7 @@ public struct SockwayClientConfiguration: Sendable {
         self.maxPendingSendBytes = maxPendingSendBytes
         self.maxSendRequestBytes = maxSendRequestBytes
         self.extraHeaders = extraHeaders
+        self.receiveBytesPerSecond = receiveBytesPerSecond
         self.eventLoopGroup = eventLoopGroup
     }
 }

@@ -102,6 +102,13 @@ public final class SockwayClientSession: Sendable {
         eventLoop.execute { core.value.close() }
     }
 
+    /// Drops the session's connections at once, with no WebSocket close frame: what a browser tab that
+    /// is killed, or a network that fails, looks like to the server.
+    public func abort() {
+        let core = self.core
+        eventLoop.execute { core.value.end(ClientSessionCore.closedByClient, polite: false) }
+    }
+
     /// Why the session ended (the server's close frame, or a local reason), once it has.
     public var closeReason: SockJSCloseReason? { ending.withLockedValue { $0 } }
 
@@ -190,6 +197,9 @@ final class ClientSessionCore {
     static let connectionLost = SockJSCloseReason(code: 1006, reason: "Connection lost")
     static let sendBufferFull = SockJSCloseReason(code: 1013, reason: "Send buffer full")
     static let closedByClient = SockJSCloseReason(code: 1000, reason: "Closed by client")
+    /// An open frame on a session that is already open: the server forgot it (it timed out) and this
+    /// request made a new one, so messages may have been lost. sockjs-client's words.
+    static let serverLostSession = SockJSCloseReason(code: 1006, reason: "Server lost session")
 
     init(
         kind: SockwayClientTransport,
@@ -209,7 +219,10 @@ final class ClientSessionCore {
     func received(_ frame: SockJSReceivedFrame) {
         switch frame {
         case .open:
-            guard phase == .connecting else { return }
+            guard phase == .connecting else {
+                if phase == .open { end(Self.serverLostSession, polite: false) }
+                return
+            }
             phase = .open
             opened?.succeed()
             opened = nil

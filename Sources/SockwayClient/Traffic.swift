@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// What a client session put on and took off the wire, counted at its sockets: HTTP heads and
@@ -63,7 +64,8 @@ public final class TrafficMeter: Sendable {
     func countConnection() { connectionCount.add(1, ordering: .relaxed) }
 }
 
-/// First in the pipeline: counts every byte read from and written to the socket.
+/// First in the pipeline: counts every byte read from and written to the socket, and, when asked,
+/// reads no faster than a given rate (the next read waits until the bytes read so far are due).
 final class TrafficCountingHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -71,9 +73,39 @@ final class TrafficCountingHandler: ChannelDuplexHandler {
     typealias OutboundOut = IOData
 
     private let meter: TrafficMeter
+    private let bytesPerSecond: Int?
+    /// When the bytes read so far may have been read, at `bytesPerSecond` since the first read.
+    private var readDue: NIODeadline?
+    private var delayedRead: Scheduled<Void>?
 
-    init(meter: TrafficMeter) {
+    init(meter: TrafficMeter, receiveBytesPerSecond: Int? = nil) {
         self.meter = meter
+        self.bytesPerSecond = receiveBytesPerSecond.map { max(1, $0) }
+    }
+
+    /// Channel options for a connection read at `bytesPerSecond`: a small socket buffer, so that the
+    /// kernel does not take in at full speed what the application reads slowly.
+    static func applyReceiveLimit(_ bytesPerSecond: Int?, to bootstrap: ClientBootstrap) -> ClientBootstrap {
+        guard let bytesPerSecond else { return bootstrap }
+        return bootstrap
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(max(4096, min(bytesPerSecond / 4, 1 << 20))))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: max(1024, min(bytesPerSecond / 10, 64 * 1024))))
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard bytesPerSecond != nil, let due = readDue, due > context.eventLoop.now else {
+            context.read()
+            return
+        }
+        guard delayedRead == nil else { return }
+        delayedRead = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
+            delayedRead = nil
+            context.read()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        delayedRead?.cancel()
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -82,7 +114,13 @@ final class TrafficCountingHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        meter.countReceived(unwrapInboundIn(data).readableBytes)
+        let count = unwrapInboundIn(data).readableBytes
+        meter.countReceived(count)
+        if let bytesPerSecond {
+            let now = context.eventLoop.now
+            let from = max(readDue ?? now, now)
+            readDue = from + .nanoseconds(Int64(count) * 1_000_000_000 / Int64(bytesPerSecond))
+        }
         context.fireChannelRead(data)
     }
 

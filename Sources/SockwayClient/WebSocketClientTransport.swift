@@ -59,14 +59,16 @@ final class WebSocketClientTransport: ClientTransportDriver {
             }
         )
         let meter = self.meter
-        ClientBootstrap(group: loop)
+        let receiveLimit = configuration.receiveBytesPerSecond
+        let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: max(64 * 1024, configuration.maxPendingSendBytes)))
+        TrafficCountingHandler.applyReceiveLimit(receiveLimit, to: bootstrap)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TrafficCountingHandler(meter: meter))
+                    try sync.addHandler(TrafficCountingHandler(meter: meter, receiveBytesPerSecond: receiveLimit))
                     // Bytes after the 101 (the server's first frames can share its packet) go to the
                     // WebSocket handler rather than being dropped.
                     try sync.addHTTPClientHandlers(

@@ -31,6 +31,9 @@ final class SessionCore {
     private var notifications: [Notification] = []
     /// A WebSocket reader paused until the outbox drains (``whenDrained(_:)``).
     private var drainWaiter: (() -> Void)?
+    /// The connection of the last finished response while no receiver is attached, and how much of it
+    /// the client had acknowledged when last looked at (``timerFired()``).
+    private var lastResponse: (channel: any Channel, progress: TCPProgress?)?
     /// HTTP sends held, undelivered, until the outbox drains (``acceptSend(_:answer:)``), oldest first.
     private var heldSends: [HeldSend] = []
     private var nextHeldSendID = 0
@@ -72,6 +75,7 @@ final class SessionCore {
 
     func attach(_ newReceiver: any SessionReceiver) {
         eventLoop.preconditionInEventLoop()
+        lastResponse = nil
         let alreadyAttached = machine.receiver != nil
         let actions = machine.receiverAttached(newReceiver.kind, now: eventLoop.now)
         if !alreadyAttached && machine.receiver != nil { receiver = newReceiver }
@@ -82,6 +86,13 @@ final class SessionCore {
         guard receiver === oldReceiver else { return }
         receiver = nil
         run(machine.receiverDetached(aborted: aborted, reason: reason, now: eventLoop.now), for: oldReceiver)
+    }
+
+    /// The response of a receiver that has finished has been written out in full, on `channel`.
+    func responseDrained(on channel: any Channel) {
+        guard receiver == nil else { return }
+        lastResponse = (channel, nil)
+        run(machine.responseDrained(now: eventLoop.now), for: nil)
     }
 
     /// The receiver can take frames again (its channel became writable).
@@ -262,6 +273,26 @@ final class SessionCore {
 
     private func timerFired() {
         timer = nil
+        // The disconnect delay is up. A client still reading the last response (a large poll over a
+        // slow link: the kernel holds what it has not taken) is not gone: while it keeps reading, the
+        // session waits another delay.
+        if machine.receiver == nil, machine.isOpen, let deadline = machine.deadline, deadline <= eventLoop.now,
+            let last = lastResponse, last.channel.isActive
+        {
+            TCPProgress.read(last.channel).hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
+                if case .success(let progress) = result, progress.bytesOutstanding > 0,
+                    progress.bytesAcked > (last.progress?.bytesAcked ?? 0), lastResponse?.channel === last.channel
+                {
+                    lastResponse = (last.channel, progress)
+                    run(machine.responseDrained(now: eventLoop.now), for: nil)
+                } else {
+                    lastResponse = nil
+                    run(machine.timerFired(now: eventLoop.now), for: receiver)
+                }
+            }
+            return
+        }
+        lastResponse = nil
         run(machine.timerFired(now: eventLoop.now), for: receiver)
     }
 

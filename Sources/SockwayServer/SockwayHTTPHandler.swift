@@ -355,13 +355,16 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
     }
 
-    private func endResponse(context: ChannelHandlerContext) {
+    /// Ends the response; `written` runs once it is out of the channel (not if the connection fails).
+    private func endResponse(context: ChannelHandlerContext, written: (@Sendable () -> Void)? = nil) {
         responseComplete = true
-        if keepAlive {
+        if keepAlive && written == nil {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+            let keepAlive = self.keepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
+                if case .success = result { written?() }
+                if !keepAlive { context.close(promise: nil) }
             }
         }
         finishIfDone(context: context)
@@ -393,9 +396,15 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func endReceiver(_ receiver: HTTPReceiver) {
-        guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
+        guard let context, case .receiving(let current, let runtime, let sessionID) = mode, current === receiver else { return }
         mode = .responded
-        endResponse(context: context)
+        let channel = context.channel
+        endResponse(context: context) {
+            // The client has everything only now: its session's disconnect delay starts again.
+            runtime.store.owner(of: sessionID).execute {
+                runtime.store.session(id: sessionID)?.responseDrained(on: channel)
+            }
+        }
     }
 
     private static func epochSeconds() -> Int64 {

@@ -244,6 +244,14 @@ public struct SockJSSessionStateMachine: Sendable {
         return actions
     }
 
+    /// The response of the receiver that went last (a poll, or a stream at its limit) has been written
+    /// out in full. A client downloading a large poll slowly is still there: the disconnect delay
+    /// counts from now, not from when the response was handed over.
+    public mutating func responseDrained(now: NIODeadline) -> [Action] {
+        guard receiver == nil, phase != .closed, let deadline, deadline < now + configuration.disconnectDelay else { return [] }
+        return [arm(now + configuration.disconnectDelay)]
+    }
+
     /// Queues a message for the client. Follow a run of enqueues with one ``flush(now:)``.
     public mutating func enqueue(_ message: String) -> EnqueueResult {
         guard phase == .open else { return .notOpen }

@@ -4,7 +4,7 @@ import ArgumentParser
 struct Sockway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A SockJS-compatible transport-fallback gateway.",
-        subcommands: [Serve.self, Bench.self],
+        subcommands: [Serve.self, Bench.self, Soak.self],
         defaultSubcommand: Serve.self
     )
 }

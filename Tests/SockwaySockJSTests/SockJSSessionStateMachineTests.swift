@@ -442,3 +442,44 @@ struct SockJSSessionTimerTests {
         #expect(session.timerFired(now: t0) == [])
     }
 }
+
+@Suite("Session: the disconnect delay and slow downloads")
+struct SockJSSessionResponseDrainedTests {
+    @Test func disconnectDelayCountsFromWhenTheLastResponseWasWrittenOut() {
+        // A poll handed over at t0 but written out only at t0+4 s (a slow client): the session waits
+        // the whole delay from t0+4 s, so the timer armed at the poll's end fires stale.
+        var session = openSessionWithoutReceiver()
+        let written = t0 + .seconds(4)
+        #expect(session.responseDrained(now: written) == [.armTimer(written + disconnect)])
+        #expect(session.timerFired(now: t0 + disconnect) == [])
+        #expect(session.phase == .open)
+        #expect(session.timerFired(now: written + disconnect) == [.notifyClosed(.sessionTimedOut), .reap])
+    }
+
+    @Test func responseDrainedNeverShortensTheDelayNorTouchesAnAttachedReceiver() {
+        // Written out before the deadline it already has: nothing changes.
+        var session = openSessionWithoutReceiver()
+        #expect(session.responseDrained(now: t0) == [])
+        // With a receiver attached, the heartbeat timer is its business.
+        _ = session.receiverAttached(.streaming, now: t0 + .seconds(1))
+        #expect(session.responseDrained(now: t0 + .seconds(2)) == [])
+        #expect(session.deadline == t0 + .seconds(1) + heartbeat)
+    }
+
+    @Test func sendDecisionsFollowThePhaseAndTheOutbox() {
+        // Open with room: deliver. Backed up: hold, up to the bound, then busy. Held ones go first.
+        var session = openSessionWithoutReceiver(.init(maxQueuedMessages: 4))
+        #expect(session.sendArrived(held: 0, maxHeld: 2) == .deliver)
+        #expect(session.sendArrived(held: 1, maxHeld: 2) == .hold)
+        _ = session.enqueue(contentsOf: ["a", "b"])
+        #expect(session.sendArrived(held: 0, maxHeld: 2) == .hold)
+        #expect(session.sendArrived(held: 2, maxHeld: 2) == .refuse(.busy))
+        #expect(session.sendOutcomeAfterDelivery == .accepted)
+        _ = session.closeRequested(.sendQueueFull, now: t0)
+        #expect(session.sendOutcomeAfterDelivery == .refused(.closed))
+        #expect(session.sendArrived(held: 0, maxHeld: 2) == .refuse(.closed))
+        var closedByApplication = openSessionWithoutReceiver()
+        _ = closedByApplication.closeRequested(.goAway, now: t0)
+        #expect(closedByApplication.sendOutcomeAfterDelivery == .accepted)
+    }
+}
