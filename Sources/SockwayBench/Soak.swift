@@ -88,8 +88,23 @@ public enum SoakMessage {
         guard parts.count == 5, let sequence = Int(parts[1]), let length = Int(parts[2]), parts[3] == "r" || parts[3] == "p" else {
             return nil
         }
-        let intact = parts[4] == payload(sequence: sequence, length: length, rich: parts[3] == "r")
-        return (parts[0], sequence, intact)
+        return (parts[0], sequence, payloadMatches(parts[4], sequence: sequence, length: length, rich: parts[3] == "r"))
+    }
+
+    static let plainUTF8 = plain.map { Array($0.utf8) }
+    static let richUTF8 = rich.map { Array($0.utf8) }
+
+    /// Whether `text` is ``payload(sequence:length:rich:)``, compared byte by byte without building it
+    /// (the soak checks millions of messages on a client that must keep up).
+    static func payloadMatches(_ text: Substring, sequence: Int, length: Int, rich: Bool) -> Bool {
+        let pieces = rich ? richUTF8 : plainUTF8
+        var utf8 = text.utf8.makeIterator()
+        for offset in 0..<length {
+            for byte in pieces[(sequence &+ offset) % pieces.count] {
+                guard utf8.next() == byte else { return false }
+            }
+        }
+        return utf8.next() == nil
     }
 }
 
@@ -385,6 +400,7 @@ struct EchoWorker {
             let drainTimeout = role == .slowReader ? options.drainTimeout * 2 : options.drainTimeout
             await life.drain(expected: sent, timeout: drainTimeout)
             if let reason = life.closedByServer {
+                FileHandle.standardError.write(Data("soak: \(life.tag) (\(role)) closed by the server: \(reason.code) \(reason.reason), sent \(sent), delivered \(life.check.delivered)\n".utf8))
                 row.closedByServer += 1
                 row.countClose(reason)
                 row.add(check: life.check, expected: sent, stayedOpen: false)

@@ -269,7 +269,8 @@ final class ClientSessionCore {
             onClose(Self.connectionLost)
             inbound.finish()
         case .open:
-            end(Self.connectionLost, polite: false)
+            // What went wrong, as sockjs-client says it ("Sending error: http status 404").
+            end(SockJSCloseReason(code: 1006, reason: "Connection lost: \(error)"), polite: false)
         case .closed:
             break
         }

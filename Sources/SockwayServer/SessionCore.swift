@@ -31,8 +31,8 @@ final class SessionCore {
     private var notifications: [Notification] = []
     /// A WebSocket reader paused until the outbox drains (``whenDrained(_:)``).
     private var drainWaiter: (() -> Void)?
-    /// The connection of the last finished response while no receiver is attached, and how much of it
-    /// the client had acknowledged when last looked at (``timerFired()``).
+    /// The connection of the last finished response while no receiver is attached, and how much the
+    /// client had acknowledged on it when last looked at (when it was written out, then ``timerFired()``).
     private var lastResponse: (channel: any Channel, progress: TCPProgress?)?
     /// HTTP sends held, undelivered, until the outbox drains (``acceptSend(_:answer:)``), oldest first.
     private var heldSends: [HeldSend] = []
@@ -92,6 +92,10 @@ final class SessionCore {
     func responseDrained(on channel: any Channel) {
         guard receiver == nil else { return }
         lastResponse = (channel, nil)
+        TCPProgress.read(channel).hop(to: eventLoop).assumeIsolated().whenSuccess { [self] progress in
+            guard let last = lastResponse, last.channel === channel, last.progress == nil else { return }
+            lastResponse = (channel, progress)
+        }
         run(machine.responseDrained(now: eventLoop.now), for: nil)
     }
 
@@ -274,14 +278,15 @@ final class SessionCore {
     private func timerFired() {
         timer = nil
         // The disconnect delay is up. A client still reading the last response (a large poll over a
-        // slow link: the kernel holds what it has not taken) is not gone: while it keeps reading, the
-        // session waits another delay.
+        // slow link: the kernel holds what it has not taken) is not gone: while it has acknowledged
+        // more since the last look (when the response was written out, then at each delay), the
+        // session waits another delay. One that stopped reading, or left, is not waited for.
         if machine.receiver == nil, machine.isOpen, let deadline = machine.deadline, deadline <= eventLoop.now,
             let last = lastResponse, last.channel.isActive
         {
             TCPProgress.read(last.channel).hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
-                if case .success(let progress) = result, progress.bytesOutstanding > 0,
-                    progress.bytesAcked > (last.progress?.bytesAcked ?? 0), lastResponse?.channel === last.channel
+                if case .success(let progress) = result, progress.bytesAcked > (last.progress?.bytesAcked ?? 0),
+                    lastResponse?.channel === last.channel
                 {
                     lastResponse = (last.channel, progress)
                     run(machine.responseDrained(now: eventLoop.now), for: nil)

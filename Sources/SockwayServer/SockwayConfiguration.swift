@@ -17,6 +17,11 @@ public struct SockwayConfiguration: Sendable {
     public var demoPage: Bool
     /// The sockjs-client script URL for the demo page; defaults to the endpoints' iframe script URL.
     public var clientScriptURL: String
+    /// How often the server gives freed memory back to the system (glibc `malloc_trim`; elsewhere
+    /// nothing), so that the process shrinks again after a spike of sessions. `nil`: never (an
+    /// embedding application that manages this itself). Default 10 s: a trim of a few hundred MiB of
+    /// heap takes milliseconds, on one event loop.
+    public var memoryTrimInterval: TimeAmount?
 
     public init(
         host: String = "127.0.0.1",
@@ -24,7 +29,8 @@ public struct SockwayConfiguration: Sendable {
         eventLoopThreads: Int = System.coreCount,
         shutdownGracePeriod: TimeAmount = .seconds(1),
         demoPage: Bool = true,
-        clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL
+        clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
+        memoryTrimInterval: TimeAmount? = .seconds(10)
     ) {
         self.host = host
         self.port = port
@@ -32,6 +38,7 @@ public struct SockwayConfiguration: Sendable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.demoPage = demoPage
         self.clientScriptURL = clientScriptURL
+        self.memoryTrimInterval = memoryTrimInterval
     }
 }
 

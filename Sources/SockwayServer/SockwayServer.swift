@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -77,6 +80,10 @@ public final class SockwayServer: Service, Sendable {
         if let address = channel.localAddress {
             logger.info("Sockway listening on http://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
         }
+        let trimming = configuration.memoryTrimInterval.map { interval in
+            group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in ReleaseFreedMemory.now() }
+        }
+        defer { trimming?.cancel() }
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -235,5 +242,26 @@ struct SockwayWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
         return context.eventLoop.makeCompletedFuture { try installHandler(channel, upgradeRequest) }
+    }
+}
+
+/// Gives memory that the allocator keeps after a load has gone back to the system (glibc's
+/// `malloc_trim`): without it the heap stays at its peak size after a spike of sessions.
+enum ReleaseFreedMemory {
+    private typealias Trim = @convention(c) (Int) -> Int32
+
+    /// Looked up at run time: `malloc_trim` is glibc's (the C library module does not declare it), so
+    /// other C libraries simply have none.
+    private static let trim: Trim? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: Trim.self)
+        #else
+        return nil
+        #endif
+    }()
+
+    static func now() {
+        _ = trim?(0)
     }
 }

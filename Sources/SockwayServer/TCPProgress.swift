@@ -30,7 +30,7 @@ struct TCPProgress: Sendable, Equatable {
 }
 
 #if os(Linux)
-/// The head of Linux's `struct tcp_info` (linux/tcp.h), up to `tcpi_notsent_bytes` (kernel 4.6), which
+/// The head of Linux's `struct tcp_info` (linux/tcp.h), past `tcpi_notsent_bytes` (kernel 4.6), which
 /// the C library's older declaration lacks. The kernel copies as much as fits.
 struct KernelTCPInfo: Sendable {
     private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
@@ -41,12 +41,14 @@ struct KernelTCPInfo: Sendable {
 
     var progress: TCPProgress {
         withUnsafeBytes(of: storage) { bytes in
-            // Offsets in struct tcp_info: tcpi_snd_mss 16, tcpi_unacked 24 (segments),
-            // tcpi_bytes_acked 128, tcpi_notsent_bytes 152.
+            // Offsets in struct tcp_info: eight u8 fields, then u32 tcpi_rto at 8 … tcpi_total_retrans
+            // at 100 (tcpi_snd_mss 16, tcpi_unacked 24, in segments), then u64 tcpi_pacing_rate at 104,
+            // tcpi_max_pacing_rate 112, tcpi_bytes_acked 120, tcpi_bytes_received 128, then u32
+            // tcpi_segs_out 136, tcpi_segs_in 140, tcpi_notsent_bytes 144.
             let mss = UInt64(bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
             let unackedSegments = UInt64(bytes.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
-            let acked = bytes.loadUnaligned(fromByteOffset: 128, as: UInt64.self)
-            let notSent = UInt64(bytes.loadUnaligned(fromByteOffset: 152, as: UInt32.self))
+            let acked = bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self)
+            let notSent = UInt64(bytes.loadUnaligned(fromByteOffset: 144, as: UInt32.self))
             return TCPProgress(bytesAcked: acked, bytesOutstanding: notSent + unackedSegments * max(mss, 1))
         }
     }

@@ -160,3 +160,38 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         #expect(decoded.requestHeaders == report.requestHeaders)
     }
 }
+
+@Suite("Soak accounting")
+struct SoakAccountingTests {
+    // Every message parses back to its tag and number, intact; a changed byte or length is caught.
+    @Test func messagesParseBackAndAlterationsAreCaught() {
+        for rich in [false, true] {
+            for sequence in [0, 1, 13, 999] {
+                let message = SoakMessage.make(tag: "t1", sequence: sequence, length: 40, rich: rich)
+                let parsed = SoakMessage.parse(message)
+                #expect(parsed?.tag == "t1")
+                #expect(parsed?.sequence == sequence)
+                #expect(parsed?.intact == true)
+                #expect(SoakMessage.parse(message + "x")?.intact == false)
+                #expect(SoakMessage.parse(String(message.dropLast()))?.intact == false)
+                var altered = Array(message.utf8)
+                altered[altered.count - 1] ^= 1
+                #expect(SoakMessage.parse(String(decoding: altered, as: UTF8.self))?.intact == false)
+            }
+        }
+        #expect(SoakMessage.parse("not a soak message") == nil)
+    }
+
+    // Loss, duplicates and reordering are counted as such.
+    @Test func sequenceCheckCountsLossDuplicatesAndReorders() {
+        var check = SoakSequenceCheck()
+        for sequence in [0, 1, 3, 2, 3, 5] { check.received(sequence: sequence, intact: true) }
+        check.received(sequence: 6, intact: false)
+        #expect(check.delivered == 5)
+        #expect(check.duplicated == 1)
+        #expect(check.reordered == 1)
+        #expect(check.altered == 1)
+        #expect(check.lost(expected: 7) == 2)
+        #expect(check.missing(expected: 7) == [4, 6])
+    }
+}

@@ -13,12 +13,13 @@
 // (faye-websocket), xhr-streaming, xhr-polling, eventsource (node-eventsource).
 // For each, SESSIONS_PER_TRANSPORT workers loop until the load deadline, each
 // opening a session, running one "life", closing it and opening the next.
-// Roles by worker index (i % 4):
-//   0 steady     life 8-20 s, a 64-256 byte message every 100-300 ms
-//   1 burst      life 10-20 s, 2,500 messages of ~300 bytes in one synchronous
-//                loop every 3 s (faster than the server's pacing allows)
-//   2 reconnect  life 1-3 s steady, then close and reconnect at once
-//   3 mixed      life 5-15 s, a message every 200 ms with JSON-escape-heavy and
+// Roles by worker index (i % 10, ROLE_PATTERN: one burst worker in ten, so that
+// a 2-core machine runs hundreds of sessions without Node itself saturating):
+//   steady       life 8-20 s, a 64-256 byte message every 100-300 ms
+//   burst        life 10-20 s, 2,500 messages of ~300 bytes in one synchronous
+//                loop every 5 s (faster than the server's pacing allows)
+//   reconnect    life 1-3 s steady, then close and reconnect at once
+//   mixed        life 5-15 s, a message every 200 ms with JSON-escape-heavy and
 //                non-ASCII text (quotes, backslashes, </script>, U+2028/U+2029,
 //                emoji as surrogate pairs, CJK, control characters, '%');
 //                never lone surrogates
@@ -109,12 +110,13 @@ try {
 const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource'];
 const TLETTER = { websocket: 'w', 'xhr-streaming': 's', 'xhr-polling': 'p', eventsource: 'e' };
 const ROLES = ['steady', 'burst', 'reconnect', 'mixed'];
+const ROLE_PATTERN = ['steady', 'burst', 'reconnect', 'mixed', 'steady', 'reconnect', 'steady', 'mixed', 'steady', 'steady'];
 const CONNECT_TIMEOUT_MS = 10000;
 const DRAIN_MS = 30000; // a life waits at most this long after its last echo
 const STAGGER_MS = 2000;
 const OPEN_RETRY_MS = 1000;
 const BURST_COUNT = 2500;
-const BURST_EVERY_MS = 3000;
+const BURST_EVERY_MS = 5000;
 const PROGRESS_MS = 1000 * Number(process.env.SOAK_PROGRESS_S || 10);
 
 const t0 = Date.now();
@@ -443,7 +445,7 @@ function runLife(transport, worker, role, gen) {
 
 async function worker(transport, index, startDelay) {
   await sleep(startDelay);
-  const role = ROLES[index % 4];
+  const role = ROLE_PATTERN[index % ROLE_PATTERN.length];
   let gen = 0;
   while (!stopping && Date.now() < loadDeadline) {
     const how = await runLife(transport, index, role, gen++);
