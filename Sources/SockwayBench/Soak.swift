@@ -386,7 +386,7 @@ struct EchoWorker {
                     session.send(SoakMessage.make(tag: life.tag, sequence: sent, length: Int.random(in: 48...240, using: &random), rich: role == .rich))
                     sent += 1
                 }
-                let pause: Int64 = role == .slowReader ? 100 : Int64.random(in: 100...300, using: &random)
+                let pause: Int64 = role == .slowReader ? 100 : Int64.random(in: 200...600, using: &random)
                 try? await Task.sleep(for: .milliseconds(pause))
             }
             if role == .abort {
