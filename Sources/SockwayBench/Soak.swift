@@ -188,7 +188,7 @@ public struct SoakRunner: Sendable {
         public init(target: String) { self.target = target }
     }
 
-    enum Role: CaseIterable {
+    enum Role {
         case steady, burst, slowReader, abort, reconnect, rich
     }
 

@@ -187,10 +187,17 @@ final class SessionCore {
     }
 
     /// Calls `body` once the outbox is no longer backed up, or the session is no longer open: at once
-    /// if it is not backed up now. One waiter at a time (the session's WebSocket reader).
+    /// if it is not backed up now (the session's WebSocket reader uses it).
     func whenDrained(_ body: @escaping () -> Void) {
         guard machine.isOpen, machine.isBackedUp else { return body() }
-        drainWaiter = body
+        if let earlier = drainWaiter {
+            drainWaiter = {
+                earlier()
+                body()
+            }
+        } else {
+            drainWaiter = body
+        }
     }
 
     /// Messages a client sent over HTTP. `answer` is called on this loop with `.accepted` once they

@@ -56,17 +56,7 @@
 // Env: SOAK_PROGRESS_S (seconds between progress lines on stderr, default 10,
 //      0 = none).
 
-// ---- make Debian's module folder resolvable even without NODE_PATH --------
-(function ensureDebianModulePath() {
-  const path = require('path');
-  const dirs = ['/usr/share/nodejs', '/usr/lib/nodejs'];
-  const cur = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
-  const missing = dirs.filter((d) => !cur.includes(d));
-  if (missing.length) {
-    process.env.NODE_PATH = cur.concat(missing).join(path.delimiter);
-    require('module').Module._initPaths();
-  }
-})();
+require('./debian-node-path');
 
 const fs = require('fs');
 

@@ -30,17 +30,7 @@
 // Prints one PASS/FAIL line per configuration, then "N passed, M failed";
 // exits 1 if anything failed, 2 on usage/setup errors.
 
-// ---- make Debian's module folder resolvable even without NODE_PATH --------
-(function ensureDebianModulePath() {
-  const path = require('path');
-  const dirs = ['/usr/share/nodejs', '/usr/lib/nodejs'];
-  const cur = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
-  const missing = dirs.filter((d) => !cur.includes(d));
-  if (missing.length) {
-    process.env.NODE_PATH = cur.concat(missing).join(path.delimiter);
-    require('module').Module._initPaths();
-  }
-})();
+require('./debian-node-path');
 
 const DEFAULT_CONFIGS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource', 'default'];
 const ALL_CONFIGS = DEFAULT_CONFIGS.concat(['websocket+deflate']);
