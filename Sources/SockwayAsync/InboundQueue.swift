@@ -8,6 +8,8 @@ package final class InboundQueue: Sendable {
         var bytes = 0
         var waiter: CheckedContinuation<String?, Never>?
         var finished = false
+        /// Called once the queue is less than half full (``whenDrained(_:)``).
+        var drained: (@Sendable () -> Void)?
     }
 
     private let state = NIOLockedValueBox(State())
@@ -47,35 +49,75 @@ package final class InboundQueue: Sendable {
     }
 
     package func finish() {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<String?, Never>? in
+        let (waiter, drained) = state.withLockedValue { state -> (CheckedContinuation<String?, Never>?, (@Sendable () -> Void)?) in
             state.finished = true
-            defer { state.waiter = nil }
-            return state.buffer.isEmpty ? state.waiter : nil
+            defer {
+                state.waiter = nil
+                state.drained = nil
+            }
+            return (state.buffer.isEmpty ? state.waiter : nil, state.drained)
         }
         waiter?.resume(returning: nil)
+        drained?()
+    }
+
+    /// Whether the queue is at least half full (in messages or bytes): the consumer lags, and whoever
+    /// feeds it should wait (the server holds the client's sends).
+    package var isBackedUp: Bool {
+        state.withLockedValue { isBackedUp($0) }
+    }
+
+    /// Calls `body` once the queue is less than half full, from the consumer's thread (at once, from
+    /// this one, if it is already, or finished). One callback at a time: a later one replaces it.
+    package func whenDrained(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLockedValue { state -> Bool in
+            if state.finished || !isBackedUp(state) { return true }
+            state.drained = body
+            return false
+        }
+        if now { body() }
+    }
+
+    private func isBackedUp(_ state: State) -> Bool {
+        state.buffer.count * 2 >= maxMessages || state.bytes * 2 >= maxBytes
+    }
+
+    /// The drained callback, taken out, if the queue has drained.
+    private func takeDrained(_ state: inout State) -> (@Sendable () -> Void)? {
+        guard let drained = state.drained, !isBackedUp(state) else { return nil }
+        state.drained = nil
+        return drained
     }
 
     /// Everything buffered, at most `limit` messages, in one lock; waits for at least one. `nil` once
     /// finished and drained. One wake-up per batch instead of one per message.
     package func nextBatch(limit: Int) async -> [String]? {
-        let ready = state.withLockedValue { state -> [String]?? in
-            if state.buffer.isEmpty { return state.finished ? .some(nil) : nil }
-            return .some(state.popBatch(limit: limit))
+        let (ready, drained) = state.withLockedValue { state -> ([String]??, (@Sendable () -> Void)?) in
+            if state.buffer.isEmpty { return (state.finished ? .some(nil) : nil, nil) }
+            let batch = state.popBatch(limit: limit)
+            return (.some(batch), takeDrained(&state))
         }
+        drained?()
         if let ready { return ready }
         guard let first = await next() else { return nil }
         var batch = [first]
-        batch += state.withLockedValue { $0.popBatch(limit: limit - 1) }
+        let (rest, restDrained) = state.withLockedValue { state in (state.popBatch(limit: limit - 1), takeDrained(&state)) }
+        restDrained?()
+        batch += rest
         return batch
     }
 
     /// Everything buffered, without waiting (for a consumer that switches to callbacks).
     package func takeAll() -> [String] {
-        state.withLockedValue { $0.popBatch(limit: .max) }
+        let (all, drained) = state.withLockedValue { state in (state.popBatch(limit: .max), takeDrained(&state)) }
+        drained?()
+        return all
     }
 
     package func next() async -> String? {
-        if let ready = state.withLockedValue({ $0.popReady() }) {
+        let (ready, drained) = state.withLockedValue { state in (state.popReady(), takeDrained(&state)) }
+        drained?()
+        if let ready {
             return ready
         }
         return await withCheckedContinuation { continuation in

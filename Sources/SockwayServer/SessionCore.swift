@@ -38,6 +38,8 @@ final class SessionCore {
     private var heldSends: [HeldSend] = []
     private var nextHeldSendID = 0
     private var releasingHeldSends = false
+    /// Waiting for the application to read its inbound queue below half (``watchInbound()``).
+    private var watchingInbound = false
 
     private struct HeldSend {
         let id: Int
@@ -189,7 +191,8 @@ final class SessionCore {
     /// Calls `body` once the outbox is no longer backed up, or the session is no longer open: at once
     /// if it is not backed up now (the session's WebSocket reader uses it).
     func whenDrained(_ body: @escaping () -> Void) {
-        guard machine.isOpen, machine.isBackedUp else { return body() }
+        guard machine.isOpen, isBackedUp else { return body() }
+        watchInbound()
         if let earlier = drainWaiter {
             drainWaiter = {
                 earlier()
@@ -206,7 +209,8 @@ final class SessionCore {
     /// backed up) past the endpoint's bounds on held requests and hold time.
     func acceptSend(_ messages: [String], answer: @escaping (SockJSSessionStateMachine.SendOutcome) -> Void) {
         let options = endpoint.endpoint.options
-        switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests) {
+        let applicationBackedUp = delegate == nil && handle?.inboundIsBackedUp == true
+        switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests, applicationBackedUp: applicationBackedUp) {
         case .deliver:
             answer(deliverSend(messages))
         case .refuse(let refusal):
@@ -219,6 +223,28 @@ final class SessionCore {
                 heldSends.remove(at: index).answer(.refused(.busy))
             }
             heldSends.append(HeldSend(id: id, messages: messages, answer: answer, timeout: timeout))
+            watchInbound()
+        }
+    }
+
+    /// The client should wait: the outbox is backed up (it sends faster than it receives), or the
+    /// async application has not read half its inbound bound (it sends faster than the application reads).
+    var isBackedUp: Bool {
+        // Only the async face reads through the inbound queue (an event-loop delegate has none to lag).
+        machine.isBackedUp || (delegate == nil && handle?.inboundIsBackedUp == true)
+    }
+
+    /// Asks the inbound queue to say when the application has read it below half, if it is backed up.
+    private func watchInbound() {
+        guard !watchingInbound, delegate == nil, let handle, handle.inboundIsBackedUp else { return }
+        watchingInbound = true
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        let loop = eventLoop
+        handle.whenInboundDrained {
+            loop.execute {
+                this.value.watchingInbound = false
+                this.value.releaseDrainWaiters()
+            }
         }
     }
 
@@ -227,22 +253,28 @@ final class SessionCore {
         return machine.sendOutcomeAfterDelivery
     }
 
-    /// Wakes what waits for the outbox: held sends are delivered in order while it has room (or
-    /// refused once the session is no longer open), and a paused WebSocket reader resumes.
+    /// Wakes what waits for the outbox (and an async application's inbound queue): held sends are
+    /// delivered in order while there is room (or refused once the session is no longer open), and a
+    /// paused WebSocket reader resumes.
     private func releaseDrainWaiters() {
-        guard !machine.isOpen || !machine.isBackedUp else { return }
+        guard !heldSends.isEmpty || drainWaiter != nil else { return }
+        guard !machine.isOpen || !isBackedUp else {
+            watchInbound()
+            return
+        }
         if !heldSends.isEmpty && !releasingHeldSends {
             // Delivering runs the application, which may send and so come back here: the loop
             // below carries on instead.
             releasingHeldSends = true
-            while let held = heldSends.first, !machine.isOpen || !machine.isBackedUp {
+            while let held = heldSends.first, !machine.isOpen || !isBackedUp {
                 heldSends.removeFirst()
                 held.timeout.cancel()
                 held.answer(machine.isOpen ? deliverSend(held.messages) : .refused(.closed))
             }
             releasingHeldSends = false
         }
-        if let waiter = drainWaiter, !machine.isOpen || !machine.isBackedUp {
+        if !heldSends.isEmpty { watchInbound() }
+        if let waiter = drainWaiter, !machine.isOpen || !isBackedUp {
             drainWaiter = nil
             waiter()
         }

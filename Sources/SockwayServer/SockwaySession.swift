@@ -138,6 +138,15 @@ public final class SockwaySession: Sendable {
         inbound?.push(messages) ?? true
     }
 
+    /// Whether the async face's unread messages fill half its bound: the application lags.
+    var inboundIsBackedUp: Bool { inbound?.isBackedUp ?? false }
+
+    /// Calls `body` (on any thread) once the application has read the inbound queue below half.
+    func whenInboundDrained(_ body: @escaping @Sendable () -> Void) {
+        guard let inbound else { return body() }
+        inbound.whenDrained(body)
+    }
+
     func finishStream() {
         inbound?.finish()
     }

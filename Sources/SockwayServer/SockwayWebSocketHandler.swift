@@ -209,9 +209,10 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
             needsFlush = false
             context.flush()
         }
-        if let core, !readsPaused, core.machine.isBackedUp {
-            // What this client's messages caused is piling up: read no more from it until the outbox
-            // drains, so that it slows down rather than overflowing the outbox (and losing the session).
+        if let core, !readsPaused, core.isBackedUp {
+            // What this client's messages caused is piling up (in the outbox, or unread by an async
+            // application): read no more from it until that drains, so that it slows down rather than
+            // overflowing a queue (and losing the session).
             readsPaused = true
             core.whenDrained { [self] in
                 readsPaused = false

@@ -140,10 +140,11 @@ public struct SockJSSessionStateMachine: Sendable {
     }
 
     /// A send request arrived, with `held` requests of this session held already (at most `maxHeld`).
-    public func sendArrived(held: Int, maxHeld: Int) -> SendDecision {
+    /// `applicationBackedUp`: the application has not read half its inbound bound yet (async face).
+    public func sendArrived(held: Int, maxHeld: Int, applicationBackedUp: Bool = false) -> SendDecision {
         guard phase == .open else { return .refuse(.closed) }
         // Behind a held request even when the outbox has room: held requests go first, in order.
-        guard isBackedUp || held > 0 else { return .deliver }
+        guard isBackedUp || applicationBackedUp || held > 0 else { return .deliver }
         return held < maxHeld ? .hold : .refuse(.busy)
     }
 

@@ -61,7 +61,24 @@ final class LoopbackClient {
 
     /// Reads one complete (Content-Length or chunked-and-ended) response's body.
     func readBody() -> String {
-        let text = read { text in
+        let text = readResponseText()
+        guard let response = HTTPTestResponse(parsing: text) else { return text }
+        return response.body
+    }
+
+    /// Reads one complete response's status.
+    func readStatus() -> Int? {
+        HTTPTestResponse(parsing: readResponseText())?.status
+    }
+
+    /// Whether nothing has arrived to be read (without waiting).
+    func hasNothingToRead() -> Bool {
+        var byte: UInt8 = 0
+        return buffer.isEmpty && recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK)) < 0
+    }
+
+    private func readResponseText() -> String {
+        read { text in
             guard let head = text.range(of: "\r\n\r\n") else { return false }
             if text.hasPrefix("HTTP/1.1 204") || text.hasPrefix("HTTP/1.1 304") { return true }
             if let length = text[..<head.lowerBound].lowercased().components(separatedBy: "\r\n")
@@ -72,8 +89,6 @@ final class LoopbackClient {
             }
             return text.hasSuffix("\r\n0\r\n\r\n")
         }
-        guard let response = HTTPTestResponse(parsing: text) else { return text }
-        return response.body
     }
 }
 

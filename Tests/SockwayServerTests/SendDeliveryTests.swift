@@ -1,4 +1,6 @@
+import NIOConcurrencyHelpers
 import NIOCore
+import SockwayAsync
 import SockwaySockJS
 import Testing
 
@@ -119,5 +121,72 @@ import Testing
         let result = try run(connections: 6, sends: 20, copies: 1, maxQueuedMessages: 4, maxHeld: 2)
         #expect(result.refused > 0)
         #expect(result.accepted + result.refused == 120)
+    }
+}
+
+/// The async face: a send is held while the application has not read half its inbound bound, and
+/// handed over once it has, so a client that sends faster than the application reads is paced instead
+/// of losing its session to `1013 "Receive queue full"`.
+@Suite struct AsyncInboundPacingTests {
+    /// A gate the test opens from outside the handler's task.
+    final class Gate: Sendable {
+        private let stream: AsyncStream<Void>
+        private let continuation: AsyncStream<Void>.Continuation
+        init() { (stream, continuation) = AsyncStream.makeStream() }
+        func open() { continuation.yield() }
+        func wait() async { for await _ in stream { return } }
+    }
+
+    @Test func sendWaitsForTheApplicationToRead() async throws {
+        let gate = Gate()
+        let read = NIOLockedValueBox<[String]>([])
+        let options = SockwayEndpointOptions(maxInboundQueuedMessages: 4)
+        let endpoint = SockwayEndpoint.async("/slow", options: options) { session in
+            await gate.wait()
+            for await message in session.messages {
+                read.withLockedValue { $0.append(message) }
+            }
+        }
+        try await withLoopbackServer(endpoints: [endpoint]) { _, port, _ in
+            let poll = try LoopbackClient(port: port)
+            let send = try LoopbackClient(port: port)
+            poll.request("POST", "/slow/000/p1/xhr")
+            #expect(await blocking { poll.readBody() } == "o\n")
+            // Two messages fill half the inbound bound of 4: the next send is held, undelivered.
+            send.request("POST", "/slow/000/p1/xhr_send", body: #"["1","2"]"#)
+            #expect(await blocking { send.readStatus() } == 204)
+            send.request("POST", "/slow/000/p1/xhr_send", body: #"["3","4","5"]"#)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(send.hasNothingToRead())
+            // Before pacing, these three would have overflowed the bound and closed the session (1013).
+            gate.open()
+            #expect(await blocking { send.readStatus() } == 204)
+            for _ in 0..<100 where read.withLockedValue({ $0.count }) < 5 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(read.withLockedValue { $0 } == ["1", "2", "3", "4", "5"])
+        }
+    }
+}
+
+@Suite struct InboundQueueDrainTests {
+    // Half the bound (messages or bytes) is backed up; the drained callback runs once the consumer
+    // has read below half, not before, and at once when the queue is not backed up.
+    @Test func drainedCallbackRunsWhenTheConsumerReadsBelowHalf() async {
+        let queue = InboundQueue(maxMessages: 4, maxBytes: 1 << 20)
+        let calls = NIOLockedValueBox(0)
+        queue.whenDrained { calls.withLockedValue { $0 += 1 } }
+        #expect(calls.withLockedValue { $0 } == 1)
+        #expect(queue.push(["a", "b", "c"]))
+        #expect(queue.isBackedUp)
+        queue.whenDrained { calls.withLockedValue { $0 += 1 } }
+        #expect(await queue.next() == "a")
+        #expect(calls.withLockedValue { $0 } == 1)  // two left: still half
+        #expect(await queue.next() == "b")
+        #expect(calls.withLockedValue { $0 } == 2)
+        #expect(!queue.isBackedUp)
+        let bytes = InboundQueue(maxMessages: 100, maxBytes: 10)
+        #expect(bytes.push(["12345"]))
+        #expect(bytes.isBackedUp)
     }
 }
