@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "sockway", targets: ["sockway"]),
         .library(name: "SockwayServer", targets: ["SockwayServer"]),
         .library(name: "SockwayClient", targets: ["SockwayClient"]),
+        .library(name: "SockwayCore", targets: ["SockwayCore"]),
         .library(name: "SockwaySockJS", targets: ["SockwaySockJS"]),
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
     ],
@@ -29,9 +30,15 @@ let package = Package(
             dependencies: ["CZlib", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
+        // The session rules every protocol family shares: phases, receivers, the outbox, the send contract.
+        .target(
+            name: "SockwayCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
         .target(
             name: "SockwaySockJS",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SockwayCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
         .target(
@@ -54,6 +61,7 @@ let package = Package(
             name: "SockwayServer",
             dependencies: [
                 "SockwayAsync",
+                "SockwayCore",
                 "SockwaySockJS",
                 "SockwayWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),

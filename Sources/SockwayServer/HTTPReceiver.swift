@@ -78,12 +78,12 @@ extension EndpointRuntime {
     ) {
         let loop = store.owner(of: id)
         loop.preconditionInEventLoop()
-        let core: SessionCore
+        let core: SockJSSessionCore
         if let existing = store.session(id: id) {
             core = existing
         } else {
             let store = self.store
-            core = SessionCore(eventLoop: loop, endpoint: self) { reaped in store.remove(id: id, core: reaped) }
+            core = makeCore(on: loop) { reaped in store.remove(id: id, core: reaped) }
             core.setHandle(
                 SockwaySession(
                     id: id,

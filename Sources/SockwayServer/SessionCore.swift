@@ -1,24 +1,50 @@
 import NIOCore
-import SockwaySockJS
+import SockwayCore
 
 /// Where a session's frames go: a polling or streaming HTTP response, or a WebSocket.
 /// Used on the session's event loop only.
-protocol SessionReceiver: AnyObject {
-    var kind: SockJSSessionStateMachine.ReceiverKind { get }
+protocol SessionReceiver<Frame>: AnyObject {
+    associatedtype Frame
+    var kind: SessionReceiverKind { get }
     /// Whether the receiver can take more frames now (its channel is under the write high-water mark).
     var isWritable: Bool { get }
     /// Writes one frame. Returns `true` when the receiver's response budget is spent.
-    func write(_ frame: SockJSFrame) -> Bool
+    func write(_ frame: Frame) -> Bool
     /// Ends the response, or closes the WebSocket.
     func finish()
+    /// Whether the receiver carries binary messages beside the machine's frames (a raw WebSocket).
+    var carriesBinary: Bool { get }
+    /// Writes a binary message beside the frames. Returns `false` when more than `limit` bytes of them
+    /// are already waiting in the channel: the caller closes the session rather than buffer without bound.
+    func writeBinary(_ message: ByteBuffer, limit: Int) -> Bool
 }
 
-/// The I/O side of one session: runs the state machine's actions on the session's event loop.
-final class SessionCore {
+extension SessionReceiver {
+    var carriesBinary: Bool { false }
+    func writeBinary(_ message: ByteBuffer, limit: Int) -> Bool { true }
+}
+
+/// What the public ``SockwaySession`` handle asks of its core, whatever the protocol family.
+/// Used on the session's event loop only.
+protocol SessionFace: AnyObject, SendableMetatype {
+    func send(_ message: String)
+    func send(contentsOf messages: [String])
+    func sendBinary(_ message: ByteBuffer)
+    func close(_ reason: SockwayCloseReason)
+}
+
+/// The I/O side of one session: runs its protocol's state machine on the session's event loop, and
+/// holds what every protocol family shares: the receiver, the timer, delivery to the application,
+/// held sends and the waits for a drained outbox.
+final class SessionCore<Machine: SessionStateMachine>: SessionFace {
+    typealias Frame = Machine.Frame
+    typealias Action = SessionAction<Machine.Frame>
+
     let eventLoop: any EventLoop
-    let endpoint: EndpointRuntime
-    private(set) var machine: SockJSSessionStateMachine
-    private(set) var receiver: (any SessionReceiver)?
+    let options: SockwayEndpointOptions
+    private let handler: SockwayEndpoint.Handler
+    private(set) var machine: Machine
+    private(set) var receiver: (any SessionReceiver<Frame>)?
     private var timer: Scheduled<Void>?
     /// The public handle; released when the session is reaped.
     private(set) var handle: SockwaySession?
@@ -44,28 +70,27 @@ final class SessionCore {
     private struct HeldSend {
         let id: Int
         let messages: [String]
-        let answer: (SockJSSessionStateMachine.SendOutcome) -> Void
+        let answer: (SessionSendOutcome) -> Void
         let timeout: Scheduled<Void>
     }
 
     private enum Notification {
         case open
-        case closed(SockJSCloseReason)
+        case closed(SockwayCloseReason)
         case reap
     }
 
-    /// - Parameter heartbeats: `false` for a raw WebSocket session, which has no heartbeat frame.
     init(
         eventLoop: any EventLoop,
-        endpoint: EndpointRuntime,
-        heartbeats: Bool = true,
+        machine: Machine,
+        options: SockwayEndpointOptions,
+        handler: SockwayEndpoint.Handler,
         onReap: @escaping (SessionCore) -> Void
     ) {
         self.eventLoop = eventLoop
-        self.endpoint = endpoint
-        var configuration = endpoint.endpoint.options.sessionConfiguration
-        if !heartbeats { configuration.heartbeatInterval = nil }
-        self.machine = SockJSSessionStateMachine(configuration: configuration)
+        self.machine = machine
+        self.options = options
+        self.handler = handler
         self.onReap = onReap
     }
 
@@ -75,7 +100,7 @@ final class SessionCore {
 
     // MARK: Events from receivers
 
-    func attach(_ newReceiver: any SessionReceiver) {
+    func attach(_ newReceiver: any SessionReceiver<Frame>) {
         eventLoop.preconditionInEventLoop()
         lastResponse = nil
         let alreadyAttached = machine.receiver != nil
@@ -84,7 +109,7 @@ final class SessionCore {
         run(actions, for: newReceiver)
     }
 
-    func detach(_ oldReceiver: any SessionReceiver, aborted: Bool, reason: SockJSCloseReason? = nil) {
+    func detach(_ oldReceiver: any SessionReceiver<Frame>, aborted: Bool, reason: SockwayCloseReason? = nil) {
         guard receiver === oldReceiver else { return }
         receiver = nil
         run(machine.receiverDetached(aborted: aborted, reason: reason, now: eventLoop.now), for: oldReceiver)
@@ -102,7 +127,7 @@ final class SessionCore {
     }
 
     /// The receiver can take frames again (its channel became writable).
-    func receiverBecameWritable(_ someReceiver: any SessionReceiver) {
+    func receiverBecameWritable(_ someReceiver: any SessionReceiver<Frame>) {
         guard receiver === someReceiver else { return }
         flush()
     }
@@ -124,7 +149,7 @@ final class SessionCore {
             if let delegate {
                 delegate.session(handle, didReceiveBinary: message)
             } else {
-                close(SockJSCloseReason(code: 1003, reason: "Binary messages are not supported"))
+                close(SockwayCloseReason(code: 1003, reason: "Binary messages are not supported"))
             }
         }
     }
@@ -156,35 +181,48 @@ final class SessionCore {
 
     // MARK: Calls from the application
 
-    /// Sends a binary message; only a raw WebSocket receiver carries them (others drop it).
+    /// Sends a binary message: in the machine's frames if its protocol carries them, else beside them
+    /// on a receiver that does (a raw WebSocket); otherwise it is dropped.
     func sendBinary(_ message: ByteBuffer) {
-        guard machine.isOpen, let socket = receiver as? SockwayWebSocketHandler, socket.carriesBinary else { return }
-        // Text queued before this message goes first, so the two kinds keep their order.
-        if machine.queuedMessages > 0, case .write(let frame) = machine.flush(now: eventLoop.now) {
-            _ = socket.write(frame)
-        }
-        if !socket.writeBinary(message, limit: endpoint.endpoint.options.maxQueuedBytes) {
-            close(.sendQueueFull)
+        switch machine.enqueueBinary(message) {
+        case .queued: scheduleFlush()
+        case .notOpen: break
+        case .overflow: close(.sendQueueFull)
+        case .unsupported:
+            guard let socket = receiver, socket.carriesBinary else { return }
+            // Text queued before this message goes first, so the two kinds keep their order.
+            if machine.queuedMessages > 0, case .write(let frame) = machine.flush(now: eventLoop.now) {
+                _ = socket.write(frame)
+            }
+            if !socket.writeBinary(message, limit: options.maxQueuedBytes) {
+                close(.sendQueueFull)
+            }
         }
     }
 
     func send(_ message: String) {
         switch machine.enqueue(message) {
         case .queued: scheduleFlush()
-        case .notOpen: break
+        case .notOpen, .unsupported: break
         case .overflow: close(.sendQueueFull)
         }
     }
 
-    func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
-        switch machine.enqueue(contentsOf: Array(messages)) {
+    func send(contentsOf messages: [String]) {
+        switch machine.enqueue(contentsOf: messages) {
         case .queued: scheduleFlush()
-        case .notOpen: return
+        case .notOpen, .unsupported: return
         case .overflow: close(.sendQueueFull)
         }
     }
 
-    func close(_ reason: SockJSCloseReason) {
+    /// Runs `body` on the machine (an event of its protocol's own, such as an Engine.IO pong) and
+    /// carries out the actions it returns, for the attached receiver.
+    func perform(_ body: (inout Machine) -> [Action]) {
+        run(body(&machine), for: receiver)
+    }
+
+    func close(_ reason: SockwayCloseReason) {
         run(machine.closeRequested(reason, now: eventLoop.now), for: receiver)
     }
 
@@ -207,8 +245,7 @@ final class SessionCore {
     /// were handed to the application while the session was open; with a refusal, and nothing
     /// delivered, when the session is closing or closed, or when the request was held (the outbox is
     /// backed up) past the endpoint's bounds on held requests and hold time.
-    func acceptSend(_ messages: [String], answer: @escaping (SockJSSessionStateMachine.SendOutcome) -> Void) {
-        let options = endpoint.endpoint.options
+    func acceptSend(_ messages: [String], answer: @escaping (SessionSendOutcome) -> Void) {
         let applicationBackedUp = delegate == nil && handle?.inboundIsBackedUp == true
         switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests, applicationBackedUp: applicationBackedUp) {
         case .deliver:
@@ -248,7 +285,7 @@ final class SessionCore {
         }
     }
 
-    private func deliverSend(_ messages: [String]) -> SockJSSessionStateMachine.SendOutcome {
+    private func deliverSend(_ messages: [String]) -> SessionSendOutcome {
         deliver(messages)
         return machine.sendOutcomeAfterDelivery
     }
@@ -307,11 +344,11 @@ final class SessionCore {
         releaseDrainWaiters()
     }
 
-    private func budgetSpent(_ spent: any SessionReceiver) {
+    private func budgetSpent(_ spent: any SessionReceiver<Frame>) {
         guard receiver === spent else { return }
         receiver = nil
         spent.finish()
-        run(machine.receiverDetached(aborted: false, now: eventLoop.now), for: spent)
+        run(machine.receiverDetached(aborted: false, reason: nil, now: eventLoop.now), for: spent)
     }
 
     private func timerFired() {
@@ -347,7 +384,7 @@ final class SessionCore {
         }
     }
 
-    private func run(_ actions: [SockJSSessionStateMachine.Action], for target: (any SessionReceiver)?) {
+    private func run(_ actions: [Action], for target: (any SessionReceiver<Frame>)?) {
         runDepth += 1
         var spent = false
         for action in actions {
@@ -410,7 +447,7 @@ final class SessionCore {
 
     private func open() {
         guard let handle else { return }
-        switch endpoint.endpoint.handler {
+        switch handler {
         case .eventLoop(let makeDelegate):
             let delegate = makeDelegate(handle)
             self.delegate = delegate

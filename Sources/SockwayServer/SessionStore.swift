@@ -1,16 +1,34 @@
 import NIOCore
+import SockwayCore
 import SockwaySockJS
 
-/// Everything the server needs about one endpoint at run time.
+/// The I/O core of a SockJS session.
+typealias SockJSSessionCore = SessionCore<SockJSSessionStateMachine>
+
+/// Everything the server needs about one SockJS endpoint at run time.
 final class EndpointRuntime: Sendable {
     let endpoint: SockwayEndpoint
     let rules: SockJSServiceRules
-    let store: SessionStore
+    let store: SessionStore<SockJSSessionCore>
 
     init(endpoint: SockwayEndpoint, loops: [any EventLoop]) {
         self.endpoint = endpoint
         self.rules = endpoint.options.rules
         self.store = SessionStore(loops: loops)
+    }
+
+    /// A new session core on `loop`. `heartbeats`: `false` for a raw WebSocket session, which has no
+    /// heartbeat frame.
+    func makeCore(on loop: any EventLoop, heartbeats: Bool = true, onReap: @escaping (SockJSSessionCore) -> Void) -> SockJSSessionCore {
+        var configuration = endpoint.options.sessionConfiguration
+        if !heartbeats { configuration.heartbeatInterval = nil }
+        return SessionCore(
+            eventLoop: loop,
+            machine: SockJSSessionStateMachine(configuration: configuration),
+            options: endpoint.options,
+            handler: endpoint.handler,
+            onReap: onReap
+        )
     }
 }
 
@@ -19,7 +37,7 @@ final class EndpointRuntime: Sendable {
 /// A session id always maps to the same loop, so finding a session needs no lock: a request on
 /// another loop hops to the owner. WebSocket sessions (which have no shared id) live on their
 /// connection's loop and are only tracked for shutdown.
-final class SessionStore: Sendable {
+final class SessionStore<Core: SessionFace>: Sendable {
     let loops: [any EventLoop]
     private let shards: [Shard]
 
@@ -29,8 +47,8 @@ final class SessionStore: Sendable {
         private var storage = Storage()
 
         struct Storage {
-            var byID: [String: SessionCore] = [:]
-            var anonymous: [ObjectIdentifier: SessionCore] = [:]
+            var byID: [String: Core] = [:]
+            var anonymous: [ObjectIdentifier: Core] = [:]
         }
 
         init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
@@ -70,31 +88,31 @@ final class SessionStore: Sendable {
     }
 
     /// The session with this id; call on ``owner(of:)``.
-    func session(id: String) -> SessionCore? {
+    func session(id: String) -> Core? {
         shards[shardIndex(for: id)].value.byID[id]
     }
 
     /// Registers a new session under its id; call on ``owner(of:)``.
-    func insert(_ core: SessionCore, id: String) {
+    func insert(_ core: Core, id: String) {
         shards[shardIndex(for: id)].value.byID[id] = core
     }
 
-    func remove(id: String, core: SessionCore) {
+    func remove(id: String, core: Core) {
         let shard = shards[shardIndex(for: id)]
         if shard.value.byID[id] === core { shard.value.byID[id] = nil }
     }
 
     /// Tracks a session without a shared id; call on `loop`.
-    func insertAnonymous(_ core: SessionCore, on loop: any EventLoop) {
+    func insertAnonymous(_ core: Core, on loop: any EventLoop) {
         shard(on: loop).value.anonymous[ObjectIdentifier(core)] = core
     }
 
-    func removeAnonymous(_ core: SessionCore, on loop: any EventLoop) {
+    func removeAnonymous(_ core: Core, on loop: any EventLoop) {
         shard(on: loop).value.anonymous[ObjectIdentifier(core)] = nil
     }
 
     /// Sessions on `loop`; call on `loop`.
-    func sessions(on loop: any EventLoop) -> [SessionCore] {
+    func sessions(on loop: any EventLoop) -> [Core] {
         let shard = shard(on: loop).value
         return Array(shard.byID.values) + Array(shard.anonymous.values)
     }
@@ -106,7 +124,7 @@ final class SessionStore: Sendable {
     }
 
     /// Closes every session with `reason`, on each loop.
-    func closeAll(_ reason: SockJSCloseReason) -> EventLoopFuture<Void> {
+    func closeAll(_ reason: SockwayCloseReason) -> EventLoopFuture<Void> {
         let futures = loops.map { loop in
             loop.submit {
                 for core in self.sessions(on: loop) { core.close(reason) }

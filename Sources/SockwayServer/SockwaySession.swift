@@ -21,7 +21,7 @@ public final class SockwaySession: Sendable {
     /// The loop on which the session lives and its delegate runs.
     public let eventLoop: any EventLoop
 
-    let core: NIOLoopBound<SessionCore>
+    let core: NIOLoopBound<any SessionFace>
     private let offLoop = NIOLockedValueBox(OffLoopSends())
     /// Only sessions of async endpoints have one.
     private let inbound: InboundQueue?
@@ -41,7 +41,7 @@ public final class SockwaySession: Sendable {
         remoteAddress: SocketAddress?,
         headers: HTTPHeaders,
         eventLoop: any EventLoop,
-        core: SessionCore,
+        core: any SessionFace,
         inboundLimit: (messages: Int, bytes: Int)?,
         outboxLimit: (messages: Int, bytes: Int)
     ) {
@@ -68,7 +68,7 @@ public final class SockwaySession: Sendable {
     /// Sends several messages; over polling and streaming transports they travel as one frame.
     public func send<Messages: Sequence<String>>(contentsOf messages: Messages) {
         if eventLoop.inEventLoop {
-            core.value.send(contentsOf: messages)
+            core.value.send(contentsOf: Array(messages))
         } else {
             sendOffLoop(messages)
         }

@@ -30,7 +30,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
     private let requestHeaders: HTTPHeaders
     private var protocolState: WebSocketConnectionStateMachine
     private var reader: WebSocketFrameReader
-    private var core: SessionCore?
+    private var core: SockJSSessionCore?
     private var context: ChannelHandlerContext?
     private var inReadCycle = false
     private var needsFlush = false
@@ -96,7 +96,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
         self.context = context
         let loop = context.eventLoop
         let store = runtime.store
-        let core = SessionCore(eventLoop: loop, endpoint: runtime, heartbeats: framing == .sockJS) { reaped in
+        let core = runtime.makeCore(on: loop, heartbeats: framing == .sockJS) { reaped in
             store.removeAnonymous(reaped, on: loop)
         }
         core.setHandle(

@@ -1,36 +1,8 @@
+import SockwayCore
 import NIOCore
 
-/// The code and reason a SockJS session was closed with, as carried by a `c[code,"reason"]` frame.
-public struct SockJSCloseReason: Hashable, Sendable, CustomStringConvertible {
-    public var code: Int
-    public var reason: String
-
-    public init(code: Int, reason: String) {
-        self.code = code
-        self.reason = reason
-    }
-
-    /// `3000 "Go away!"`: the application closed the session (SockJS's conventional reply).
-    public static let goAway = SockJSCloseReason(code: 3000, reason: "Go away!")
-    /// `2010`: a second receiving request arrived while one is attached. Sent to the newcomer only.
-    public static let anotherConnectionStillOpen = SockJSCloseReason(code: 2010, reason: "Another connection still open")
-    /// `1002`: the receiving request was cut by the network, so messages may have been lost.
-    public static let connectionInterrupted = SockJSCloseReason(code: 1002, reason: "Connection interrupted")
-    /// `1000`: the client stopped polling and the disconnect delay ran out.
-    public static let sessionTimedOut = SockJSCloseReason(code: 1000, reason: "Session timed out")
-    /// `1001`: the server is shutting down.
-    public static let serverShuttingDown = SockJSCloseReason(code: 1001, reason: "Server shutting down")
-    /// `1013`: the outbound queue of a session whose client does not keep up is full.
-    public static let sendQueueFull = SockJSCloseReason(code: 1013, reason: "Send queue full")
-    /// `1013`: the application does not consume inbound messages fast enough.
-    public static let receiveQueueFull = SockJSCloseReason(code: 1013, reason: "Receive queue full")
-    /// `1009`: an inbound message or payload is over the configured limit.
-    public static let messageTooBig = SockJSCloseReason(code: 1009, reason: "Message too big")
-    /// `1000`: a normal closure initiated by the client.
-    public static let normalClosure = SockJSCloseReason(code: 1000, reason: "Normal closure")
-
-    public var description: String { "\(code) \"\(reason)\"" }
-}
+/// Why a SockJS session ended: the code and reason of its `c[code,"reason"]` frame.
+public typealias SockJSCloseReason = SockwayCloseReason
 
 /// A SockJS frame as sent by the server.
 public enum SockJSFrame: Hashable, Sendable {

@@ -1,4 +1,5 @@
 import NIOCore
+import SockwayCore
 
 /// The life of one SockJS session, independent of the transport that carries it.
 ///
@@ -7,7 +8,7 @@ import NIOCore
 /// reach the next receiver in order, exactly once. Time comes in as `now` on every event, and the
 /// machine asks for one timer at a time: a heartbeat while a receiver is attached, the disconnect
 /// deadline while none is.
-public struct SockJSSessionStateMachine: Sendable {
+public struct SockJSSessionStateMachine: SessionStateMachine {
     public struct Configuration: Hashable, Sendable {
         /// Interval of `h` frames on an attached receiver; `nil` for none, which only a session whose
         /// receiver is a WebSocket may use (a poll ends at its first heartbeat). The raw WebSocket URL
@@ -33,133 +34,35 @@ public struct SockJSSessionStateMachine: Sendable {
         }
     }
 
-    /// How a receiver takes frames.
-    public enum ReceiverKind: Hashable, Sendable {
-        /// Ends after one frame.
-        case polling
-        /// Takes frames until its transport's byte budget is spent, then reports ``receiverDetached(aborted:now:)``.
-        case streaming
-        /// The session's only receiver, ever: when it goes, the session is over.
-        case webSocket
-    }
-
-    public enum Phase: Hashable, Sendable {
-        case connecting
-        case open
-        case closing(SockJSCloseReason)
-        case closed
-    }
-
-    /// What the I/O layer must do. `write` and `finishReceiver` concern the receiver the event was
-    /// about: the attaching one for ``receiverAttached(_:now:)``, the attached one otherwise.
-    public enum Action: Hashable, Sendable {
-        case write(SockJSFrame)
-        /// End the receiver's response, or close its WebSocket.
-        case finishReceiver
-        /// The attaching receiver is refused: write this frame to it and end it. The session is unchanged.
-        case reject(SockJSFrame)
-        /// Tell the application the session is open.
-        case notifyOpen
-        /// Tell the application the session is closed.
-        case notifyClosed(SockJSCloseReason)
-        /// Arm the session's timer (replacing any armed one) and call ``timerFired(now:)`` then.
-        case armTimer(NIODeadline)
-        /// Forget the session: it is closed and nothing refers to it any more.
-        case reap
-    }
-
-    /// The result of ``flush(now:)``.
-    public enum FlushAction: Hashable, Sendable {
-        case none
-        case write(SockJSFrame)
-        /// A polling receiver took its one frame: write it, end the response, arm the timer.
-        case writeAndFinish(SockJSFrame, armTimer: NIODeadline)
-    }
-
-    /// The result of ``enqueue(_:)``.
-    public enum EnqueueResult: Hashable, Sendable {
-        case queued
-        /// The session is not open; the message was dropped.
-        case notOpen
-        /// The outbox is full: the caller must close the session with ``SockJSCloseReason/sendQueueFull``.
-        case overflow
-    }
-
-    /// What to do with messages a client sent over HTTP (`xhr_send`, `jsonp_send`), decided before
-    /// they reach the application: a send is acknowledged only once it was handed over.
-    public enum SendDecision: Hashable, Sendable {
-        /// Hand the messages to the application now, then answer with ``sendOutcomeAfterDelivery``.
-        case deliver
-        /// Hold the request, messages undelivered, until the outbox drains: the client sends faster
-        /// than it takes the replies. Held requests are handed over in the order they arrived.
-        case hold
-        /// Refuse the request; its messages are not delivered.
-        case refuse(SendRefusal)
-    }
-
-    /// Why a send was refused; the client can tell the two apart by the HTTP status.
-    public enum SendRefusal: Hashable, Sendable {
-        /// The session is closing or closed: it takes no more messages.
-        case closed
-        /// Too many requests are held already, or one was held too long.
-        case busy
-    }
-
-    /// The answer to a send.
-    public enum SendOutcome: Hashable, Sendable {
-        /// Handed to the application while the session was open.
-        case accepted
-        case refused(SendRefusal)
-    }
+    public typealias ReceiverKind = SessionReceiverKind
+    public typealias Phase = SessionPhase
+    public typealias Action = SessionAction<SockJSFrame>
+    public typealias FlushAction = SessionFlushAction<SockJSFrame>
+    public typealias EnqueueResult = SessionEnqueueResult
+    public typealias SendDecision = SessionSendDecision
+    public typealias SendRefusal = SessionSendRefusal
+    public typealias SendOutcome = SessionSendOutcome
 
     public let configuration: Configuration
     public private(set) var phase: Phase = .connecting
     public private(set) var receiver: ReceiverKind?
     /// The armed timer's deadline, if any.
     public private(set) var deadline: NIODeadline?
-    /// An array, not a ring: it is only ever drained whole, by handing it over, and an empty array
-    /// costs an idle session no allocation.
-    private var outbox: [String] = []
-    public private(set) var queuedBytes = 0
+    private var outbox: SessionOutbox<String>
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
+        self.outbox = SessionOutbox(maxMessages: configuration.maxQueuedMessages, maxBytes: configuration.maxQueuedBytes)
     }
 
     public var queuedMessages: Int { outbox.count }
-
-    /// Whether inbound messages should reach the application.
-    public var isOpen: Bool { phase == .open }
+    public var queuedBytes: Int { outbox.bytes }
 
     /// The outbox is at least half full (in messages or bytes): a sender whose messages the application
-    /// answers should wait before sending more (``SockJSSessionStateMachine`` does not make it wait;
-    /// the server holds its `xhr_send` answer), so that a client outpacing its own receiver slows down
-    /// instead of overflowing the outbox.
-    public var isBackedUp: Bool {
-        outbox.count * 2 >= configuration.maxQueuedMessages || queuedBytes * 2 >= configuration.maxQueuedBytes
-    }
-
-    /// A send request arrived, with `held` requests of this session held already (at most `maxHeld`).
-    /// `applicationBackedUp`: the application has not read half its inbound bound yet (async face).
-    public func sendArrived(held: Int, maxHeld: Int, applicationBackedUp: Bool = false) -> SendDecision {
-        guard phase == .open else { return .refuse(.closed) }
-        // Behind a held request even when the outbox has room: held requests go first, in order.
-        guard isBackedUp || applicationBackedUp || held > 0 else { return .deliver }
-        return held < maxHeld ? .hold : .refuse(.busy)
-    }
-
-    /// The answer to a send whose messages were just handed to the application: accepted, unless the
-    /// session closed on a bound while taking them (its outbox or inbound queue overflowed), and then
-    /// what the messages caused may be lost. An application that closes the session itself has
-    /// still taken them.
-    public var sendOutcomeAfterDelivery: SendOutcome {
-        switch phase {
-        case .open: .accepted
-        case .closing(let reason) where reason == .sendQueueFull || reason == .receiveQueueFull: .refused(.closed)
-        case .closing: .accepted
-        case .connecting, .closed: .refused(.closed)
-        }
-    }
+    /// answers should wait before sending more (the machine does not make it wait; the server holds its
+    /// `xhr_send` answer), so that a client outpacing its own receiver slows down instead of
+    /// overflowing the outbox.
+    public var isBackedUp: Bool { outbox.isBackedUp }
 
     /// A receiver wants the session's frames.
     public mutating func receiverAttached(_ kind: ReceiverKind, now: NIODeadline) -> [Action] {
@@ -238,7 +141,6 @@ public struct SockJSSessionStateMachine: Sendable {
             // Frames may have been lost in the cut connection: the session cannot go on reliably.
             phase = .closing(.connectionInterrupted)
             outbox.removeAll()
-            queuedBytes = 0
             actions.append(.notifyClosed(.connectionInterrupted))
         }
         actions.append(arm(now + configuration.disconnectDelay))
@@ -256,16 +158,12 @@ public struct SockJSSessionStateMachine: Sendable {
     /// Queues a message for the client. Follow a run of enqueues with one ``flush(now:)``.
     public mutating func enqueue(_ message: String) -> EnqueueResult {
         guard phase == .open else { return .notOpen }
-        let bytes = message.utf8.count
-        // One message is always taken into an empty outbox, however large: the bounds limit what piles
-        // up behind a slow receiver, not the size of a message (that is the inbound limit's job).
-        guard outbox.isEmpty || (outbox.count < configuration.maxQueuedMessages && queuedBytes + bytes <= configuration.maxQueuedBytes)
-        else {
-            return .overflow
-        }
-        outbox.append(message)
-        queuedBytes += bytes
-        return .queued
+        return outbox.append(message, size: message.utf8.count) ? .queued : .overflow
+    }
+
+    /// SockJS frames carry text only.
+    public mutating func enqueueBinary(_ message: ByteBuffer) -> EnqueueResult {
+        phase == .open ? .unsupported : .notOpen
     }
 
     /// Queues messages in order until one does not fit (those before it stay queued); the result for
@@ -337,7 +235,6 @@ public struct SockJSSessionStateMachine: Sendable {
         }
         phase = .closed
         outbox.removeAll()
-        queuedBytes = 0
         actions.append(.reap)
         return actions
     }
@@ -348,10 +245,6 @@ public struct SockJSSessionStateMachine: Sendable {
     }
 
     private mutating func drainOutbox() -> [String]? {
-        guard !outbox.isEmpty else { return nil }
-        let batch = outbox
-        outbox = []
-        queuedBytes = 0
-        return batch
+        outbox.drain()
     }
 }
