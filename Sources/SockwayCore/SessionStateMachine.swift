@@ -59,6 +59,9 @@ public enum SessionAction<Frame: Hashable & Sendable>: Hashable, Sendable {
     case finishReceiver
     /// The attaching receiver is refused: write this frame to it and end it.
     case reject(Frame)
+    /// Write this frame, if any, to the receiver attached before the event, and end it (it is
+    /// superseded, or the session ends under it).
+    case endAttached(Frame?)
     /// Tell the application the session is open.
     case notifyOpen
     /// Tell the application the session is closed.
@@ -222,6 +225,11 @@ public struct SessionOutbox<Message: Sendable>: Sendable {
         messages = []
         bytes = 0
         return batch
+    }
+
+    /// Queues a control message (a ping, a close) whatever the bounds: there is at most one of each.
+    public mutating func appendControl(_ message: Message) {
+        messages.append(message)
     }
 
     public mutating func removeAll() {

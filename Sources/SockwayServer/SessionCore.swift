@@ -398,6 +398,13 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             case .reject(let frame):
                 _ = target?.write(frame)
                 target?.finish()
+            case .endAttached(let frame):
+                if let attached = receiver {
+                    receiver = nil
+                    if let frame { _ = attached.write(frame) }
+                    attached.finish()
+                    if attached === target { spent = false }
+                }
             case .notifyOpen:
                 notifications.append(.open)
             case .notifyClosed(let reason):

@@ -163,10 +163,8 @@ public final class SockwayServer: Service, Sendable {
                 }
                 try channel.pipeline.syncOperations.addHandler(
                     SockwayWebSocketHandler(
-                        runtime: endpoint,
-                        framing: framing,
-                        sessionID: sessionID,
-                        requestHeaders: head.headers,
+                        options: endpoint.endpoint.options,
+                        link: SockJSWebSocketLink(runtime: endpoint, framing: framing, sessionID: sessionID, requestHeaders: head.headers),
                         compression: codec
                     )
                 )
@@ -198,7 +196,7 @@ public final class SockwayServer: Service, Sendable {
     static func webSocketTarget(
         _ head: HTTPRequestHead,
         runtime: ServerRuntime
-    ) -> (EndpointRuntime, SockwayWebSocketHandler.Framing, String)? {
+    ) -> (EndpointRuntime, SockJSWebSocketLink.Framing, String)? {
         guard head.method == .GET else { return nil }
         let uri = head.uri[...]
         let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri

@@ -1,70 +1,78 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import SockwayCore
 import SockwaySockJS
 import SockwayWebSocket
 
-/// A WebSocket connection carrying one session: SockJS-framed (`/<server>/<session>/websocket`) or raw
-/// (`/websocket`, one WebSocket message per message, no SockJS frames).
+/// The session side of a WebSocket connection: what the connection hands the client's messages to,
+/// and what writes the session's frames through it (``SockJSWebSocketLink``, or Engine.IO's).
+/// Called on the connection's loop.
+protocol WebSocketSessionLink: AnyObject {
+    /// The connection is up: open or join the session.
+    func connectionReady(_ connection: SockwayWebSocketHandler)
+    /// Runs `body`, which hands over everything one read brought: what the application sends
+    /// meanwhile goes out together at the end.
+    func readCycle(_ body: () -> Void)
+    /// A control frame is about to go out: replies to the messages before it go first.
+    func flushCoalescedSends()
+    func receivedText(_ text: ByteBuffer)
+    func receivedBinary(_ data: ByteBuffer)
+    /// The connection is over: the client closed it (`reason`), it failed, or it was cut (`aborted`).
+    func connectionEnded(aborted: Bool, reason: SockwayCloseReason?)
+    func connectionBecameWritable()
+    /// Whether the session is backed up after a read: then the connection reads no more until
+    /// `resume` is called.
+    func pauseReadsIfBackedUp(resume: @escaping () -> Void) -> Bool
+}
+
+/// One WebSocket connection (RFC 6455, permessage-deflate): frames, pings, the close handshake and
+/// backpressure. What its messages mean belongs to its ``WebSocketSessionLink``.
 ///
-/// The session lives on this connection's loop, so the whole per-message path (decode, unframe,
-/// deliver, frame, write) runs here without a hop.
-final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
+/// For SockJS and raw WebSocket sessions the session lives on this connection's loop, so the whole
+/// per-message path (decode, unframe, deliver, frame, write) runs here without a hop.
+final class SockwayWebSocketHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    enum Framing {
-        case sockJS
-        case raw
-    }
 
     /// How long we wait for the client's close frame after sending ours.
     static let closeHandshakeTimeout = TimeAmount.seconds(5)
     /// Room for the largest server frame header, so it is written in place.
     static let headroom = WebSocketFrameWriter.headroom
 
-    private let runtime: EndpointRuntime
-    private let framing: Framing
-    private let sessionID: String
-    private let requestHeaders: HTTPHeaders
+    private let options: SockwayEndpointOptions
+    private var link: (any WebSocketSessionLink)?
     private var protocolState: WebSocketConnectionStateMachine
     private var reader: WebSocketFrameReader
-    private var core: SockJSSessionCore?
     private var context: ChannelHandlerContext?
     private var inReadCycle = false
     private var needsFlush = false
-    private var closeReason: SockJSCloseReason?
-    private var finished = false
+    private(set) var finished = false
+    private var readied = false
     private var closeTimer: Scheduled<Void>?
     private var keepalive: WebSocketKeepalive?
     private var keepaliveTimer: Scheduled<Void>?
     /// Bytes of binary messages written but not yet out of the channel.
     private var pendingBinaryBytes = 0
-    /// Reading is paused while the session's outbox is backed up (the client sends faster than it
-    /// takes the replies); `readPending` is a read asked for meanwhile.
+    /// Reading is paused while the session is backed up (the client sends faster than it takes the
+    /// replies, or than the application reads); `readPending` is a read asked for meanwhile.
     private var readsPaused = false
     private var readPending = false
 
-    let kind = SockJSSessionStateMachine.ReceiverKind.webSocket
-
-    init(
-        runtime: EndpointRuntime,
-        framing: Framing,
-        sessionID: String,
-        requestHeaders: HTTPHeaders,
-        compression: PerMessageDeflateCodec? = nil
-    ) {
-        self.runtime = runtime
-        self.framing = framing
-        self.sessionID = sessionID
-        self.requestHeaders = runtime.endpoint.options.keptHeaders(requestHeaders)
+    init(options: SockwayEndpointOptions, link: any WebSocketSessionLink, compression: PerMessageDeflateCodec? = nil) {
+        self.options = options
+        self.link = link
         self.protocolState = WebSocketConnectionStateMachine(
-            configuration: .init(maxMessageSize: runtime.endpoint.options.maxMessageBytes),
+            configuration: .init(maxMessageSize: options.maxMessageBytes),
             compression: compression
         )
-        self.reader = WebSocketFrameReader(maxFrameSize: runtime.endpoint.options.maxMessageBytes)
+        self.reader = WebSocketFrameReader(maxFrameSize: options.maxMessageBytes)
     }
+
+    var eventLoop: (any EventLoop)? { context?.eventLoop }
+    var channel: (any Channel)? { context?.channel }
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     /// Writes one frame; `payload` should have ``headroom`` bytes before it.
     private func writeFrame(
@@ -94,36 +102,20 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let loop = context.eventLoop
-        let store = runtime.store
-        let core = runtime.makeCore(on: loop, heartbeats: framing == .sockJS) { reaped in
-            store.removeAnonymous(reaped, on: loop)
-        }
-        core.setHandle(
-            SockwaySession(
-                id: sessionID,
-                transport: framing == .sockJS ? "websocket" : "raw-websocket",
-                remoteAddress: context.channel.remoteAddress,
-                headers: requestHeaders,
-                eventLoop: loop,
-                core: core,
-                inboundLimit: runtime.endpoint.inboundLimit,
-                outboxLimit: runtime.endpoint.options.outboxLimit
-            )
-        )
-        store.insertAnonymous(core, on: loop)
-        self.core = core
-        if context.channel.isActive {
-            core.attach(self)
-        }
-        let options = runtime.endpoint.options
-        keepalive = WebSocketKeepalive(pingInterval: options.webSocketPingInterval, idleTimeout: options.webSocketIdleTimeout, now: loop.now)
+        if context.channel.isActive { ready() }
+        keepalive = WebSocketKeepalive(pingInterval: options.webSocketPingInterval, idleTimeout: options.webSocketIdleTimeout, now: context.eventLoop.now)
         scheduleKeepalive(context: context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let core, core.receiver == nil, !finished { core.attach(self) }
+        ready()
         context.fireChannelActive()
+    }
+
+    private func ready() {
+        guard !readied, !finished else { return }
+        readied = true
+        link?.connectionReady(self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -139,8 +131,8 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
         guard !finished || protocolState.state == .closeSent else { return }
         if keepalive != nil { keepalive!.received(now: context.eventLoop.now) }
         reader.append(unwrapInboundIn(data))
-        if let core {
-            core.coalescingSends { readFrames(context: context) }
+        if let link {
+            link.readCycle { readFrames(context: context) }
         } else {
             readFrames(context: context)
         }
@@ -172,19 +164,15 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
             break
         case .sendPong, .replyClose, .closeConnection, .fail:
             // Replies to the messages before this frame go out before what it causes.
-            core?.flushCoalescedSends()
+            link?.flushCoalescedSends()
         }
         switch action {
         case .none:
             break
         case .text(let text):
-            receivedText(text, context: context)
+            link?.receivedText(text)
         case .binary(let data):
-            if framing == .raw {
-                core?.deliverBinary(data)
-            } else {
-                failConnection(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported", context: context)
-            }
+            link?.receivedBinary(data)
         case .sendPong(let data):
             writeFrame(.pong, data, context: context)
             needsFlush = true
@@ -193,8 +181,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
             writeFrame(echo, context: context).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
-            let sessionReason = SockJSCloseReason(code: Int(code == 1005 ? 1000 : code), reason: reason)
-            core.map { $0.detach(self, aborted: false, reason: sessionReason) }
+            end(aborted: false, reason: SockwayCloseReason(code: Int(code == 1005 ? 1000 : code), reason: reason))
         case .closeConnection:
             finished = true
             context.close(promise: nil)
@@ -209,12 +196,11 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
             needsFlush = false
             context.flush()
         }
-        if let core, !readsPaused, core.isBackedUp {
+        if let link, !readsPaused {
             // What this client's messages caused is piling up (in the outbox, or unread by an async
             // application): read no more from it until that drains, so that it slows down rather than
             // overflowing a queue (and losing the session).
-            readsPaused = true
-            core.whenDrained { [self] in
+            readsPaused = link.pauseReadsIfBackedUp { [self] in
                 readsPaused = false
                 if readPending, let context = self.context {
                     readPending = false
@@ -237,12 +223,12 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
         closeTimer?.cancel()
         keepaliveTimer?.cancel()
         finished = true
-        core.map { $0.detach(self, aborted: true) }
+        end(aborted: true, reason: nil)
         context.fireChannelInactive()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { core?.receiverBecameWritable(self) }
+        if context.channel.isWritable { link?.connectionBecameWritable() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -271,7 +257,150 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
         }
     }
 
-    private func receivedText(_ text: ByteBuffer, context: ChannelHandlerContext) {
+    /// Tells the link the connection is over, once, and lets it go.
+    private func end(aborted: Bool, reason: SockwayCloseReason?) {
+        guard let link else { return }
+        self.link = nil
+        link.connectionEnded(aborted: aborted, reason: reason)
+    }
+
+    private func failConnection(code: UInt16, reason: String, context: ChannelHandlerContext) {
+        guard !finished else { return }
+        link?.flushCoalescedSends()
+        finished = true
+        let frame = WebSocketConnectionStateMachine.closeFrame(code: code, reason: reason)
+        writeFrame(frame, context: context).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        end(aborted: false, reason: SockwayCloseReason(code: Int(code), reason: reason))
+    }
+
+    // MARK: Called by the link
+
+    var isWritable: Bool { !finished && (context?.channel.isWritable ?? false) }
+
+    /// Fails the connection: a close frame with `code` and `reason`, then the connection closes
+    /// without waiting for the client's.
+    func fail(code: UInt16, reason: String) {
+        guard let context else { return }
+        failConnection(code: code, reason: reason, context: context)
+    }
+
+    /// Writes one text message; `buffer` should have ``headroom`` bytes before its readable bytes.
+    func writeTextMessage(_ buffer: consuming ByteBuffer) {
+        guard let context, !finished else { return }
+        writeText(buffer, context: context)
+        flushUnlessReading(context: context)
+    }
+
+    /// Writes text messages in order, flushing once.
+    func writeTextMessages(_ buffers: [ByteBuffer]) {
+        guard let context, !finished else { return }
+        for buffer in buffers { writeText(buffer, context: context) }
+        flushUnlessReading(context: context)
+    }
+
+    private func flushUnlessReading(context: ChannelHandlerContext) {
+        if inReadCycle {
+            needsFlush = true
+        } else {
+            context.flush()
+        }
+    }
+
+    /// Writes a binary message. Returns `false` when more than `limit` bytes of binary messages are
+    /// already waiting in the channel: the caller closes the session rather than buffer without bound.
+    func writeBinaryMessage(_ message: ByteBuffer, limit: Int) -> Bool {
+        guard let context, !finished else { return true }
+        guard pendingBinaryBytes + message.readableBytes <= limit || pendingBinaryBytes == 0 else { return false }
+        let size = message.readableBytes
+        pendingBinaryBytes += size
+        let (data, compressed) = protocolState.prepareOutbound(message, allocator: context.channel.allocator, headroom: 0)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in pendingBinaryBytes -= size }
+        writeFrame(.binary, data, rsv1: compressed, context: context, promise: promise)
+        flushUnlessReading(context: context)
+        return true
+    }
+
+    /// Starts the close handshake with `code` and `reason`; the connection closes when the client
+    /// answers, or after ``closeHandshakeTimeout``.
+    func close(code: UInt16, reason: String) {
+        guard let context, !finished else { return }
+        finished = true
+        guard let frame = protocolState.closeRequested(code: code, reason: reason) else { return }
+        writeFrame(frame.opcode, frame.data, context: context)
+        context.flush()
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// A SockJS session over a WebSocket (`/<server>/<session>/websocket`), or a raw WebSocket session
+/// (`/websocket`, one WebSocket message per message, no SockJS frames). The session lives on the
+/// connection's loop.
+final class SockJSWebSocketLink: WebSocketSessionLink, SessionReceiver {
+    enum Framing {
+        case sockJS
+        case raw
+    }
+
+    private let runtime: EndpointRuntime
+    private let framing: Framing
+    private let sessionID: String
+    private let requestHeaders: HTTPHeaders
+    private var core: SockJSSessionCore?
+    private var connection: SockwayWebSocketHandler?
+    private var closeReason: SockJSCloseReason?
+
+    let kind = SessionReceiverKind.webSocket
+
+    init(runtime: EndpointRuntime, framing: Framing, sessionID: String, requestHeaders: HTTPHeaders) {
+        self.runtime = runtime
+        self.framing = framing
+        self.sessionID = sessionID
+        self.requestHeaders = runtime.endpoint.options.keptHeaders(requestHeaders)
+    }
+
+    func connectionReady(_ connection: SockwayWebSocketHandler) {
+        guard let loop = connection.eventLoop else { return }
+        self.connection = connection
+        let store = runtime.store
+        let core = runtime.makeCore(on: loop, heartbeats: framing == .sockJS) { reaped in
+            store.removeAnonymous(reaped, on: loop)
+        }
+        core.setHandle(
+            SockwaySession(
+                id: sessionID,
+                transport: framing == .sockJS ? "websocket" : "raw-websocket",
+                remoteAddress: connection.channel?.remoteAddress,
+                headers: requestHeaders,
+                eventLoop: loop,
+                core: core,
+                inboundLimit: runtime.endpoint.inboundLimit,
+                outboxLimit: runtime.endpoint.options.outboxLimit
+            )
+        )
+        store.insertAnonymous(core, on: loop)
+        self.core = core
+        core.attach(self)
+    }
+
+    func readCycle(_ body: () -> Void) {
+        if let core {
+            core.coalescingSends(body)
+        } else {
+            body()
+        }
+    }
+
+    func flushCoalescedSends() {
+        core?.flushCoalescedSends()
+    }
+
+    func receivedText(_ text: ByteBuffer) {
         guard let core else { return }
         switch framing {
         case .raw:
@@ -289,36 +418,49 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
                 core.deliver(messages)
             case .failure:
                 // The suite expects the connection to drop without a SockJS close frame.
-                failConnection(code: WebSocketCloseCode.invalidPayload, reason: "Broken framing", context: context)
+                connection?.fail(code: WebSocketCloseCode.invalidPayload, reason: "Broken framing")
             }
         }
     }
 
-    private func failConnection(code: UInt16, reason: String, context: ChannelHandlerContext) {
-        guard !finished else { return }
-        core?.flushCoalescedSends()
-        finished = true
-        let frame = WebSocketConnectionStateMachine.closeFrame(code: code, reason: reason)
-        writeFrame(frame, context: context).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+    func receivedBinary(_ data: ByteBuffer) {
+        if framing == .raw {
+            core?.deliverBinary(data)
+        } else {
+            connection?.fail(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported")
         }
-        core.map { $0.detach(self, aborted: false, reason: SockJSCloseReason(code: Int(code), reason: reason)) }
+    }
+
+    func connectionEnded(aborted: Bool, reason: SockwayCloseReason?) {
+        core?.detach(self, aborted: aborted, reason: reason)
+        connection = nil
+    }
+
+    func connectionBecameWritable() {
+        core?.receiverBecameWritable(self)
+    }
+
+    func pauseReadsIfBackedUp(resume: @escaping () -> Void) -> Bool {
+        guard let core, core.isBackedUp else { return false }
+        core.whenDrained(resume)
+        return true
     }
 
     // MARK: SessionReceiver
 
-    var isWritable: Bool { !finished && (context?.channel.isWritable ?? false) }
+    var isWritable: Bool { connection?.isWritable ?? false }
 
     func write(_ frame: SockJSFrame) -> Bool {
-        guard let context, !finished else { return false }
+        guard let connection, !connection.finished else { return false }
+        let headroom = SockwayWebSocketHandler.headroom
         switch framing {
         case .sockJS:
-            var buffer = context.channel.allocator.buffer(capacity: frame.estimatedByteCount + Self.headroom)
-            buffer.moveWriterIndex(forwardBy: Self.headroom)
-            buffer.moveReaderIndex(forwardBy: Self.headroom)
+            var buffer = connection.allocator.buffer(capacity: frame.estimatedByteCount + headroom)
+            buffer.moveWriterIndex(forwardBy: headroom)
+            buffer.moveReaderIndex(forwardBy: headroom)
             frame.write(into: &buffer)
-            writeText(consume buffer, context: context)
             if case .close(let reason) = frame { closeReason = reason }
+            connection.writeTextMessage(buffer)
         case .raw:
             switch frame {
             case .open, .heartbeat:
@@ -326,70 +468,42 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler, SessionReceiver {
                 // come from the keepalive).
                 return false
             case .messages(let messages):
+                var buffers: [ByteBuffer] = []
+                buffers.reserveCapacity(messages.count)
                 for message in messages {
-                    var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + Self.headroom)
-                    buffer.moveWriterIndex(forwardBy: Self.headroom)
-                    buffer.moveReaderIndex(forwardBy: Self.headroom)
+                    var buffer = connection.allocator.buffer(capacity: message.utf8.count + headroom)
+                    buffer.moveWriterIndex(forwardBy: headroom)
+                    buffer.moveReaderIndex(forwardBy: headroom)
                     buffer.writeString(message)
-                    writeText(consume buffer, context: context)
+                    buffers.append(buffer)
                 }
+                connection.writeTextMessages(buffers)
             case .close(let reason):
                 closeReason = reason
                 return false
             }
         }
-        if inReadCycle {
-            needsFlush = true
-        } else {
-            context.flush()
-        }
         return false
     }
 
     /// Whether binary messages can go out on this connection (raw framing only).
-    var carriesBinary: Bool { framing == .raw && !finished }
+    var carriesBinary: Bool { framing == .raw && !(connection?.finished ?? true) }
 
-    /// Writes a binary message. Returns `false` when more than `limit` bytes of binary messages are
-    /// already waiting in the channel: the caller closes the session rather than buffer without bound.
     func writeBinary(_ message: ByteBuffer, limit: Int) -> Bool {
-        guard let context, !finished else { return true }
-        guard pendingBinaryBytes + message.readableBytes <= limit || pendingBinaryBytes == 0 else { return false }
-        let size = message.readableBytes
-        pendingBinaryBytes += size
-        let (data, compressed) = protocolState.prepareOutbound(message, allocator: context.channel.allocator, headroom: 0)
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in pendingBinaryBytes -= size }
-        writeFrame(.binary, data, rsv1: compressed, context: context, promise: promise)
-        if inReadCycle {
-            needsFlush = true
-        } else {
-            context.flush()
-        }
-        return true
+        connection?.writeBinaryMessage(message, limit: limit) ?? true
     }
 
     func finish() {
-        guard let context, !finished else { return }
-        let code: UInt16
-        let reason: String
+        guard let connection else { return }
         switch framing {
         case .sockJS:
             // The SockJS close frame already told the client why; the WebSocket closes normally.
-            code = WebSocketCloseCode.normalClosure
-            reason = "Normal closure"
+            connection.close(code: WebSocketCloseCode.normalClosure, reason: "Normal closure")
         case .raw:
             let requested = closeReason ?? .normalClosure
             let wire = UInt16(clamping: requested.code)
-            code = WebSocketCloseCode.isSendable(wire) ? wire : WebSocketCloseCode.normalClosure
-            reason = requested.reason
-        }
-        finished = true
-        guard let frame = protocolState.closeRequested(code: code, reason: reason) else { return }
-        writeFrame(frame.opcode, frame.data, context: context)
-        context.flush()
-        let channel = context.channel
-        closeTimer = context.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) {
-            channel.close(promise: nil)
+            let code = WebSocketCloseCode.isSendable(wire) ? wire : WebSocketCloseCode.normalClosure
+            connection.close(code: code, reason: requested.reason)
         }
     }
 }
