@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "SockwayClient", targets: ["SockwayClient"]),
         .library(name: "SockwayCore", targets: ["SockwayCore"]),
         .library(name: "SockwaySockJS", targets: ["SockwaySockJS"]),
+        .library(name: "SockwayEngineIO", targets: ["SockwayEngineIO"]),
+        .library(name: "SockwaySocketIO", targets: ["SockwaySocketIO"]),
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
     ],
     dependencies: [
@@ -42,6 +44,16 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .target(
+            name: "SockwayEngineIO",
+            dependencies: ["SockwayCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .target(
+            name: "SockwaySocketIO",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .target(
             name: "SockwayWebSocket",
             dependencies: [
                 "SockwayZlib",
@@ -62,6 +74,7 @@ let package = Package(
             dependencies: [
                 "SockwayAsync",
                 "SockwayCore",
+                "SockwayEngineIO",
                 "SockwaySockJS",
                 "SockwayWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -115,6 +128,16 @@ let package = Package(
         .testTarget(
             name: "SockwaySockJSTests",
             dependencies: ["SockwaySockJS"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayEngineIOTests",
+            dependencies: ["SockwayEngineIO", "SockwayCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwaySocketIOTests",
+            dependencies: ["SockwaySocketIO", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
         .testTarget(

@@ -69,7 +69,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
 
     private struct HeldSend {
         let id: Int
-        let messages: [String]
+        let deliver: (SessionCore) -> Void
         let answer: (SessionSendOutcome) -> Void
         let timeout: Scheduled<Void>
     }
@@ -246,10 +246,16 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// delivered, when the session is closing or closed, or when the request was held (the outbox is
     /// backed up) past the endpoint's bounds on held requests and hold time.
     func acceptSend(_ messages: [String], answer: @escaping (SessionSendOutcome) -> Void) {
+        acceptSend(delivering: { $0.deliver(messages) }, answer: answer)
+    }
+
+    /// ``acceptSend(_:answer:)`` for a protocol whose sends carry more than text (Engine.IO: binary
+    /// messages, a close): `deliver` hands them over, in order, when the send is accepted.
+    func acceptSend(delivering deliver: @escaping (SessionCore) -> Void, answer: @escaping (SessionSendOutcome) -> Void) {
         let applicationBackedUp = delegate == nil && handle?.inboundIsBackedUp == true
         switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests, applicationBackedUp: applicationBackedUp) {
         case .deliver:
-            answer(deliverSend(messages))
+            answer(deliverSend(deliver))
         case .refuse(let refusal):
             answer(.refused(refusal))
         case .hold:
@@ -259,10 +265,13 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
                 guard let index = heldSends.firstIndex(where: { $0.id == id }) else { return }
                 heldSends.remove(at: index).answer(.refused(.busy))
             }
-            heldSends.append(HeldSend(id: id, messages: messages, answer: answer, timeout: timeout))
+            heldSends.append(HeldSend(id: id, deliver: deliver, answer: answer, timeout: timeout))
             watchInbound()
         }
     }
+
+    /// Whether sends are held, waiting for the outbox to drain.
+    var hasHeldSends: Bool { !heldSends.isEmpty }
 
     /// The client should wait: the outbox is backed up (it sends faster than it receives), or the
     /// async application has not read half its inbound bound (it sends faster than the application reads).
@@ -285,8 +294,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         }
     }
 
-    private func deliverSend(_ messages: [String]) -> SessionSendOutcome {
-        deliver(messages)
+    private func deliverSend(_ deliver: (SessionCore) -> Void) -> SessionSendOutcome {
+        deliver(self)
         return machine.sendOutcomeAfterDelivery
     }
 
@@ -306,7 +315,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             while let held = heldSends.first, !machine.isOpen || !isBackedUp {
                 heldSends.removeFirst()
                 held.timeout.cancel()
-                held.answer(machine.isOpen ? deliverSend(held.messages) : .refused(.closed))
+                held.answer(machine.isOpen ? deliverSend(held.deliver) : .refused(.closed))
             }
             releasingHeldSends = false
         }

@@ -29,8 +29,9 @@ public final class SockwayBroadcastGroup: Sendable {
 
 /// The endpoints `sockway serve` runs, and that the SockJS protocol suite expects.
 public enum SockwayDemoEndpoints {
-    /// `/echo`, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo` and `/chat`.
-    public static func all(options: SockwayEndpointOptions = .init()) -> [SockwayEndpoint] {
+    /// `/echo`, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo` and `/chat` (SockJS), and
+    /// `/engine.io` (Engine.IO, every message echoed: the official engine.io-protocol suite's service).
+    public static func all(options: SockwayEndpointOptions = .init(), engineIO: EngineIOOptions = .init()) -> [SockwayEndpoint] {
         var websocketOff = options
         websocketOff.webSocketEnabled = false
         var cookies = options
@@ -42,11 +43,13 @@ public enum SockwayDemoEndpoints {
             .eventLoop("/disabled_websocket_echo", options: websocketOff) { _ in EchoDelegate() },
             .eventLoop("/cookie_needed_echo", options: cookies) { _ in EchoDelegate() },
             .eventLoop("/chat", options: options) { _ in ChatDelegate(room: room) },
+            .engineIO("/engine.io", options: options, engineIO: engineIO) { _ in EchoDelegate() },
         ]
     }
 }
 
-/// Sends every message back, as one frame per inbound batch; binary messages (raw WebSocket) as binary.
+/// Sends every message back, as one frame per inbound batch; binary messages (raw WebSocket,
+/// Engine.IO) as binary.
 public final class EchoDelegate: SockwaySessionDelegate {
     public init() {}
     public func session(_ session: SockwaySession, didReceive messages: [String]) {

@@ -23,7 +23,8 @@ extension SockwaySessionDelegate {
     public func session(_ session: SockwaySession, didCloseWith reason: SockJSCloseReason) {}
 }
 
-/// A SockJS service under a URL prefix (`/echo`) with its options and its session handler.
+/// A service under a URL prefix with its options and its session handler: SockJS (`/echo`), or
+/// Engine.IO (``engineIO(_:options:engineIO:makeDelegate:)``, `/engine.io`).
 public struct SockwayEndpoint: Sendable {
     enum Handler: Sendable {
         case eventLoop(@Sendable (SockwaySession) -> any SockwaySessionDelegate)
@@ -34,6 +35,8 @@ public struct SockwayEndpoint: Sendable {
     public let prefix: String
     public let options: SockwayEndpointOptions
     let handler: Handler
+    /// Set for an Engine.IO endpoint; `nil` for SockJS.
+    let engineIO: EngineIOOptions?
 
     /// An endpoint whose sessions are driven by a delegate on their event loop.
     /// - Parameter makeDelegate: called on the session's event loop when it opens.
@@ -62,12 +65,13 @@ public struct SockwayEndpoint: Sendable {
         return nil
     }
 
-    init(prefix: String, options: SockwayEndpointOptions, handler: Handler) {
+    init(prefix: String, options: SockwayEndpointOptions, handler: Handler, engineIO: EngineIOOptions? = nil) {
         var prefix = prefix
         while prefix.hasSuffix("/") { prefix.removeLast() }
         if !prefix.isEmpty && !prefix.hasPrefix("/") { prefix = "/" + prefix }
         self.prefix = prefix
         self.options = options
         self.handler = handler
+        self.engineIO = engineIO
     }
 }

@@ -8,12 +8,15 @@ import Darwin
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import SockwayEngineIO
 import SockwaySockJS
 import SockwayWebSocket
 
 /// The endpoints of a server, matched by longest prefix.
 final class ServerRuntime: Sendable {
+    /// The SockJS endpoints, longest prefix first.
     let endpoints: [EndpointRuntime]
+    let engineIOEndpoints: [EngineIORuntime]
     let configuration: SockwayConfiguration
     let maxMessageBytes: Int
     private let loopResources: [LoopResources]
@@ -29,9 +32,22 @@ final class ServerRuntime: Sendable {
         self.configuration = configuration
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }
         self.endpoints = endpoints
+            .filter { $0.engineIO == nil }
             .sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
             .map { EndpointRuntime(endpoint: $0, loops: loops) }
+        self.engineIOEndpoints = endpoints.compactMap { endpoint in
+            endpoint.engineIO.map { EngineIORuntime(endpoint: endpoint, engineIO: $0, loops: loops) }
+        }
         self.maxMessageBytes = endpoints.map(\.options.maxMessageBytes).max() ?? (1 << 20)
+    }
+
+    /// The Engine.IO endpoint at `path` (its prefix, with or without the trailing slash).
+    func matchEngineIO(path: Substring) -> EngineIORuntime? {
+        for runtime in engineIOEndpoints {
+            let prefix = runtime.endpoint.prefix
+            if path == prefix || (path.hasPrefix(prefix) && path.dropFirst(prefix.count) == "/") { return runtime }
+        }
+        return nil
     }
 
     /// The endpoint serving `path`, and the path relative to its prefix.
@@ -81,6 +97,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case collecting(SendContext)
         case delivering
         case receiving(HTTPReceiver, EndpointRuntime, sessionID: String)
+        /// An Engine.IO POST body is being read.
+        case engineIOCollecting(EngineIORuntime, EngineIOQuery, cors: HTTPHeaders)
+        /// An Engine.IO poll is attached to its session (or on its way there).
+        case engineIOPolling(EngineIOPollReceiver, EngineIORuntime, sid: String, headers: HTTPHeaders)
     }
 
     private let server: ServerRuntime
@@ -132,6 +152,15 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseComplete = false
             handleHead(head, context: context)
         case .body(var part):
+            if case .engineIOCollecting(let runtime, _, let cors) = mode {
+                if body.readableBytes + part.readableBytes > runtime.engineIO.maxPayload {
+                    keepAlive = false
+                    respondEngineIO(.payloadTooLarge, headers: cors, body: nil, context: context)
+                } else {
+                    body.writeBuffer(&part)
+                }
+                return
+            }
             guard case .collecting(let send) = mode else { return }
             if body.readableBytes + part.readableBytes > send.runtime.rules.maxSendBodyBytes {
                 keepAlive = false
@@ -143,6 +172,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestComplete = true
             if case .collecting(let send) = mode {
                 finishSend(send, context: context)
+            } else if case .engineIOCollecting(let runtime, let query, let cors) = mode {
+                finishEngineIOPost(runtime: runtime, query: query, cors: cors, context: context)
             } else {
                 finishIfDone(context: context)
             }
@@ -154,6 +185,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             mode = .idle
             runtime.store.owner(of: sessionID).execute {
                 runtime.store.session(id: sessionID)?.detach(receiver, aborted: true)
+            }
+        } else if case .engineIOPolling(let receiver, let runtime, let sid, _) = mode {
+            mode = .idle
+            runtime.store.owner(of: sid).execute {
+                runtime.store.session(id: sid)?.detach(receiver, aborted: true)
             }
         }
         context.fireChannelInactive()
@@ -190,6 +226,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let path = queryStart.map { uri[..<$0] } ?? uri
         let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
 
+        if let engineIO = server.matchEngineIO(path: path) {
+            handleEngineIO(head, runtime: engineIO, query: query, context: context)
+            return
+        }
         guard let (runtime, relativePath) = server.match(path: path) else {
             if path == "/" && server.configuration.demoPage && (head.method == .GET || head.method == .HEAD) {
                 respond(
@@ -319,6 +359,176 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             owner.execute { runtime.acceptSend(messages, toSession: sessionID, answer: answer) }
         }
+    }
+
+    // MARK: Engine.IO
+
+    private func handleEngineIO(_ head: HTTPRequestHead, runtime: EngineIORuntime, query: Substring, context: ChannelHandlerContext) {
+        let origin = head.headers.first(name: "origin")
+        let cors = EngineIORuntime.corsHeaders(origin: origin)
+        if let allowed = runtime.endpoint.options.allowedOrigins, let origin, !allowed.contains(origin) {
+            respondEngineIO(error: .forbidden, headers: [:], context: context)
+            return
+        }
+        let parsed = EngineIOQuery(parsing: query)
+        let method = head.method.rawValue
+        let sid = parsed.sid ?? ""
+        if sid.isEmpty {
+            let route: EngineIORoute
+            do {
+                route = try runtime.rules.route(method: method, query: parsed, isUpgrade: false, origin: origin) { _ in nil }
+            } catch {
+                respondEngineIO(error: error, headers: cors, context: context)
+                return
+            }
+            switch route {
+            case .preflight:
+                respondToEngineIOPreflight(head, cors: cors, context: context)
+            case .handshake:
+                startEngineIOPoll(runtime: runtime, sid: runtime.newSessionID(), handshake: true, cors: cors, request: head, context: context)
+            case .poll, .post, .webSocket:
+                respondEngineIO(error: .badRequest, headers: cors, context: context)
+            }
+            return
+        }
+        switch head.method {
+        case .OPTIONS:
+            respondToEngineIOPreflight(head, cors: cors, context: context)
+        case .POST:
+            body.clear()
+            mode = .engineIOCollecting(runtime, parsed, cors: cors)
+        default:
+            // The session's transport decides (on its loop) whether this poll is one.
+            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let owner = runtime.store.owner(of: sid)
+            let receiver = EngineIOPollReceiver(connection: this, channel: context.channel)
+            mode = .engineIOPolling(receiver, runtime, sid: sid, headers: cors)
+            owner.execute {
+                do {
+                    let route = try runtime.rules.route(method: method, query: parsed, isUpgrade: false, origin: origin) {
+                        runtime.transport(ofSession: $0)
+                    }
+                    guard case .poll = route, let core = runtime.store.session(id: sid) else { throw EngineIOError.badRequest }
+                    core.attach(receiver)
+                } catch {
+                    loop.execute { this.value.answerEngineIOPoll(receiver, error: error) }
+                }
+            }
+        }
+    }
+
+    /// A handshake (`handshake`, a new session `sid`) or a poll: the response is written when the
+    /// session hands the receiver its frame.
+    private func startEngineIOPoll(
+        runtime: EngineIORuntime,
+        sid: String,
+        handshake: Bool,
+        cors: HTTPHeaders,
+        request: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
+        var headers = cors
+        if handshake, let cookie = runtime.engineIO.cookie {
+            headers.add(name: "Set-Cookie", value: "\(cookie)=\(sid); Path=/; HttpOnly; SameSite=Lax")
+        }
+        let receiver = EngineIOPollReceiver(connection: NIOLoopBound(self, eventLoop: context.eventLoop), channel: context.channel)
+        mode = .engineIOPolling(receiver, runtime, sid: sid, headers: headers)
+        let remoteAddress = context.channel.remoteAddress
+        let requestHeaders = request.headers
+        runtime.store.owner(of: sid).execute {
+            let core = runtime.makeSession(sid: sid, transport: .polling, remoteAddress: remoteAddress, headers: requestHeaders)
+            core.attach(receiver)
+        }
+    }
+
+    private func respondToEngineIOPreflight(_ head: HTTPRequestHead, cors: HTTPHeaders, context: ChannelHandlerContext) {
+        var headers = cors
+        headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, OPTIONS")
+        if let requested = head.headers.first(name: "access-control-request-headers") {
+            headers.add(name: "Access-Control-Allow-Headers", value: requested)
+        }
+        headers.add(name: "Access-Control-Max-Age", value: "86400")
+        respondEngineIO(.noContent, headers: headers, body: nil, context: context)
+    }
+
+    private func finishEngineIOPost(runtime: EngineIORuntime, query: EngineIOQuery, cors: HTTPHeaders, context: ChannelHandlerContext) {
+        guard let head = requestHead else { return }
+        let payload = body
+        body = ByteBuffer()
+        mode = .delivering
+        let sid = query.sid ?? ""
+        let origin = head.headers.first(name: "origin")
+        let binaryBody = head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/octet-stream") == true
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let answer: @Sendable (Result<Void, EngineIOError>) -> Void = { result in
+            let respond: @Sendable () -> Void = {
+                let handler = this.value
+                guard let context = handler.context, case .delivering = handler.mode else { return }
+                switch result {
+                case .success:
+                    var headers = cors
+                    headers.add(name: "Content-Type", value: "text/html")
+                    handler.respondEngineIO(.ok, headers: headers, body: context.channel.allocator.buffer(staticString: "ok"), context: context)
+                case .failure(let error):
+                    handler.respondEngineIO(error: error, headers: cors, context: context)
+                }
+            }
+            if loop.inEventLoop { respond() } else { loop.execute(respond) }
+        }
+        runtime.store.owner(of: sid).execute {
+            let core: EngineIOSessionCore
+            do {
+                let route = try runtime.rules.route(method: "POST", query: query, isUpgrade: false, origin: origin) {
+                    runtime.transport(ofSession: $0)
+                }
+                guard case .post = route, let session = runtime.store.session(id: sid) else { throw EngineIOError.badRequest }
+                core = session
+            } catch {
+                return answer(.failure(error as? EngineIOError ?? .badRequest))
+            }
+            core.receivePost(payload, binaryBody: binaryBody, maxPayload: runtime.engineIO.maxPayload, answer: answer)
+        }
+    }
+
+    private func respondEngineIO(error: EngineIOError, headers: HTTPHeaders, context: ChannelHandlerContext) {
+        var headers = headers
+        headers.add(name: "Content-Type", value: "application/json")
+        var body = context.channel.allocator.buffer(capacity: 64)
+        error.writeJSONBody(into: &body)
+        respondEngineIO(HTTPResponseStatus(statusCode: error.httpStatus), headers: headers, body: body, context: context)
+    }
+
+    private func respondEngineIO(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer?, context: ChannelHandlerContext) {
+        guard let request = requestHead else { return }
+        mode = .responded
+        var headers = headers
+        if status != .noContent { headers.replaceOrAdd(name: "Content-Length", value: String(body?.readableBytes ?? 0)) }
+        if !keepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if request.version.major == 1 && request.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if let body, body.readableBytes > 0, request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        endResponse(context: context)
+    }
+
+    /// The session's answer to an Engine.IO poll: its packets, or a refusal.
+    func answerEngineIOPoll(_ receiver: EngineIOPollReceiver, status: HTTPResponseStatus, body: ByteBuffer?) {
+        guard let context, case .engineIOPolling(let current, _, _, let pollHeaders) = mode, current === receiver else { return }
+        var headers = pollHeaders
+        if body != nil { headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8") }
+        respondEngineIO(status, headers: headers, body: body, context: context)
+    }
+
+    /// A poll refused before it reached its session.
+    func answerEngineIOPoll(_ receiver: EngineIOPollReceiver, error: any Error) {
+        guard let context, case .engineIOPolling(let current, _, _, let headers) = mode, current === receiver else { return }
+        respondEngineIO(error: error as? EngineIOError ?? .badRequest, headers: headers, context: context)
     }
 
     // MARK: Responses

@@ -8,6 +8,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import ServiceLifecycle
+import SockwayEngineIO
 import SockwaySockJS
 import SockwayWebSocket
 
@@ -63,6 +64,9 @@ public final class SockwayServer: Service, Sendable {
     public func closeAllSessions(code: Int = 1001, reason: String = "Server shutting down") async {
         let close = SockJSCloseReason(code: code, reason: reason)
         for endpoint in runtime.endpoints {
+            try? await endpoint.store.closeAll(close).get()
+        }
+        for endpoint in runtime.engineIOEndpoints {
             try? await endpoint.store.closeAll(close).get()
         }
     }
@@ -138,35 +142,31 @@ public final class SockwayServer: Service, Sendable {
                 maxFrameSize: runtime.maxMessageBytes,
                 automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    guard let (endpoint, _, _) = Self.webSocketTarget(head, runtime: runtime) else {
-                        return channel.eventLoop.makeSucceededFuture(nil)
+                    Self.webSocketTarget(head, runtime: runtime, on: channel.eventLoop).map { target in
+                        guard let target else { return nil }
+                        var headers = HTTPHeaders()
+                        if let deflate = Self.negotiateDeflate(head, options: target.options) {
+                            headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeaderValue)
+                        }
+                        return headers
                     }
-                    var headers = HTTPHeaders()
-                    if let deflate = Self.negotiateDeflate(head, endpoint: endpoint) {
-                        headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeaderValue)
-                    }
-                    return channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
             ),
             installHandler: { channel, head in
-                guard let (endpoint, framing, sessionID) = Self.webSocketTarget(head, runtime: runtime) else {
+                guard let target = Self.webSocketLink(head, runtime: runtime) else {
                     throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget
                 }
                 // The same pure negotiation as for the response header, so both agree.
-                let codec = Self.negotiateDeflate(head, endpoint: endpoint).map {
+                let codec = Self.negotiateDeflate(head, options: target.options).map {
                     PerMessageDeflateCodec(
                         parameters: $0,
-                        configuration: endpoint.endpoint.options.compression,
+                        configuration: target.options.compression,
                         resources: runtime.deflateResources(on: channel.eventLoop)
                     )
                 }
                 try channel.pipeline.syncOperations.addHandler(
-                    SockwayWebSocketHandler(
-                        options: endpoint.endpoint.options,
-                        link: SockJSWebSocketLink(runtime: endpoint, framing: framing, sessionID: sessionID, requestHeaders: head.headers),
-                        compression: codec
-                    )
+                    SockwayWebSocketHandler(options: target.options, link: target.link, compression: codec)
                 )
             }
         )
@@ -185,29 +185,89 @@ public final class SockwayServer: Service, Sendable {
         try sync.addHandler(httpHandler)
     }
 
-    static func negotiateDeflate(_ head: HTTPRequestHead, endpoint: EndpointRuntime) -> PerMessageDeflateParameters? {
+    static func negotiateDeflate(_ head: HTTPRequestHead, options: SockwayEndpointOptions) -> PerMessageDeflateParameters? {
         PerMessageDeflateNegotiation.negotiate(
             offers: head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init),
-            configuration: endpoint.endpoint.options.compression
+            configuration: options.compression
         )
     }
 
-    /// The endpoint and framing of a WebSocket upgrade request, or `nil` if the URL takes none.
-    static func webSocketTarget(
-        _ head: HTTPRequestHead,
-        runtime: ServerRuntime
-    ) -> (EndpointRuntime, SockJSWebSocketLink.Framing, String)? {
-        guard head.method == .GET else { return nil }
+    /// What a WebSocket upgrade request is for, decided before the `101`.
+    enum WebSocketTarget {
+        case sockJS(EndpointRuntime, SockJSWebSocketLink.Framing, sessionID: String)
+        case engineIO(EngineIORuntime, upgradeSID: String?)
+
+        var options: SockwayEndpointOptions {
+            switch self {
+            case .sockJS(let endpoint, _, _): endpoint.endpoint.options
+            case .engineIO(let endpoint, _): endpoint.endpoint.options
+            }
+        }
+    }
+
+    /// The target of a WebSocket upgrade request, or `nil` if the URL takes none (the request then
+    /// reaches the HTTP handler, which answers it). An Engine.IO upgrade of a polling session is
+    /// checked on the session's loop.
+    static func webSocketTarget(_ head: HTTPRequestHead, runtime: ServerRuntime, on loop: any EventLoop) -> EventLoopFuture<WebSocketTarget?> {
+        guard head.method == .GET else { return loop.makeSucceededFuture(nil) }
         let uri = head.uri[...]
-        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
-        guard let (endpoint, relative) = runtime.match(path: path) else { return nil }
+        let queryStart = uri.firstIndex(of: "?")
+        let path = queryStart.map { uri[..<$0] } ?? uri
+        if let engineIO = runtime.matchEngineIO(path: path) {
+            let origin = head.headers.first(name: "origin")
+            if let allowed = engineIO.endpoint.options.allowedOrigins, let origin, !allowed.contains(origin) {
+                return loop.makeSucceededFuture(nil)
+            }
+            let query = EngineIOQuery(parsing: queryStart.map { uri[uri.index(after: $0)...] } ?? "")
+            let decide: @Sendable () -> WebSocketTarget? = {
+                do {
+                    switch try engineIO.rules.route(method: "GET", query: query, isUpgrade: true, origin: origin, sessionTransport: engineIO.transport(ofSession:)) {
+                    case .handshake(.websocket): return .engineIO(engineIO, upgradeSID: nil)
+                    case .webSocket(let sid): return .engineIO(engineIO, upgradeSID: sid)
+                    default: return nil
+                    }
+                } catch let error as EngineIOError where error.badRequestReason == .alreadyOnWebSocket {
+                    // As the reference: the WebSocket opens, then closes at once (the link finds
+                    // the session upgraded already).
+                    return query.sid.map { .engineIO(engineIO, upgradeSID: $0) }
+                } catch {
+                    return nil
+                }
+            }
+            guard let sid = query.sid, !sid.isEmpty else { return loop.makeSucceededFuture(decide()) }
+            return engineIO.store.owner(of: sid).submit(decide).hop(to: loop)
+        }
+        guard let (endpoint, relative) = runtime.match(path: path) else { return loop.makeSucceededFuture(nil) }
         let rules = endpoint.rules
-        guard rules.webSocketEnabled, rules.isOriginAllowed(head.headers.first(name: "origin")) else { return nil }
+        guard rules.webSocketEnabled, rules.isOriginAllowed(head.headers.first(name: "origin")) else {
+            return loop.makeSucceededFuture(nil)
+        }
         switch SockJSRoute.parse(relative) {
         case .rawWebSocket:
-            return (endpoint, .raw, "")
+            return loop.makeSucceededFuture(.sockJS(endpoint, .raw, sessionID: ""))
         case .session(let id, let transport) where transport == .webSocket && rules.isEnabled(transport):
-            return (endpoint, .sockJS, id)
+            return loop.makeSucceededFuture(.sockJS(endpoint, .sockJS, sessionID: id))
+        default:
+            return loop.makeSucceededFuture(nil)
+        }
+    }
+
+    /// The session side of an accepted upgrade (its target was checked in `shouldUpgrade`).
+    static func webSocketLink(_ head: HTTPRequestHead, runtime: ServerRuntime) -> (options: SockwayEndpointOptions, link: any WebSocketSessionLink)? {
+        let uri = head.uri[...]
+        let queryStart = uri.firstIndex(of: "?")
+        let path = queryStart.map { uri[..<$0] } ?? uri
+        if let engineIO = runtime.matchEngineIO(path: path) {
+            let query = EngineIOQuery(parsing: queryStart.map { uri[uri.index(after: $0)...] } ?? "")
+            let sid = query.sid.flatMap { $0.isEmpty ? nil : $0 }
+            return (engineIO.endpoint.options, EngineIOWebSocketLink(runtime: engineIO, upgradeSID: sid, requestHeaders: head.headers))
+        }
+        guard let (endpoint, relative) = runtime.match(path: path) else { return nil }
+        switch SockJSRoute.parse(relative) {
+        case .rawWebSocket:
+            return (endpoint.endpoint.options, SockJSWebSocketLink(runtime: endpoint, framing: .raw, sessionID: "", requestHeaders: head.headers))
+        case .session(let id, _):
+            return (endpoint.endpoint.options, SockJSWebSocketLink(runtime: endpoint, framing: .sockJS, sessionID: id, requestHeaders: head.headers))
         default:
             return nil
         }

@@ -300,6 +300,34 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
         flushUnlessReading(context: context)
     }
 
+    /// A message to write with ``writeMessages(_:)``; text buffers should have ``headroom`` bytes before
+    /// their readable bytes.
+    enum OutboundMessage: Sendable {
+        case text(ByteBuffer)
+        case binary(ByteBuffer)
+    }
+
+    /// Writes text and binary messages in order, flushing once (`flushNow`: even during a read, when
+    /// the reply must reach the client before anything this read causes elsewhere). The caller bounds
+    /// them (they come out of a session's outbox).
+    func writeMessages(_ messages: [OutboundMessage], flushNow: Bool = false) {
+        guard let context, !finished else { return }
+        for message in messages {
+            switch message {
+            case .text(let buffer):
+                writeText(buffer, context: context)
+            case .binary(let bytes):
+                let (data, compressed) = protocolState.prepareOutbound(bytes, allocator: context.channel.allocator, headroom: 0)
+                writeFrame(.binary, data, rsv1: compressed, context: context)
+            }
+        }
+        if flushNow {
+            context.flush()
+        } else {
+            flushUnlessReading(context: context)
+        }
+    }
+
     private func flushUnlessReading(context: ChannelHandlerContext) {
         if inReadCycle {
             needsFlush = true

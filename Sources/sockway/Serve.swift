@@ -7,7 +7,7 @@ import SockwayWebSocket
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway: demo page at /, and the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat endpoints."
+        abstract: "Run the gateway: demo page at /, the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat SockJS endpoints, and the /engine.io echo."
     )
 
     @Option(help: "Address to listen on.")
@@ -55,6 +55,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("ws-idle-timeout"), help: "Close a WebSocket after this many seconds without a frame from the client (default: never).")
     var wsIdleTimeout: Double?
 
+    @Option(name: .customLong("eio-ping-interval"), help: "Engine.IO: seconds between server pings.")
+    var eioPingInterval: Double = 25
+
+    @Option(name: .customLong("eio-ping-timeout"), help: "Engine.IO: seconds to wait for the client's pong before closing the session.")
+    var eioPingTimeout: Double = 20
+
+    @Option(name: .customLong("eio-max-payload"), help: "Engine.IO: largest POST body or WebSocket message, in bytes (announced in the handshake).")
+    var eioMaxPayload = 1_000_000
+
+    @Option(name: .customLong("eio-cookie"), help: "Engine.IO: name of a cookie set to the session id on the handshake, for sticky load balancers (default: none).")
+    var eioCookie: String?
+
     enum CompressionMode: String, ExpressibleByArgument, CaseIterable {
         case perConnection = "per-connection"
         case shared
@@ -70,6 +82,10 @@ struct Serve: AsyncParsableCommand {
         guard sendHoldTimeout > 0 && sendHoldTimeout < 86_400 else { throw ValidationError("--send-hold-timeout must be between 0 and 86400 seconds") }
         guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9...15") }
         guard (1...9).contains(compressionMemLevel) else { throw ValidationError("--compression-mem-level must be 1...9") }
+        guard eioPingInterval > 0 && eioPingInterval < 86_400, eioPingTimeout > 0 && eioPingTimeout < 86_400 else {
+            throw ValidationError("--eio-ping-interval and --eio-ping-timeout must be between 0 and 86400 seconds")
+        }
+        guard eioMaxPayload > 0 && eioMaxPayload <= Int(UInt32.max) else { throw ValidationError("--eio-max-payload must be 1...4294967295") }
         for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
             throw ValidationError("--ws-ping-interval and --ws-idle-timeout must be between 0 and 86400 seconds")
         }
@@ -105,7 +121,15 @@ struct Serve: AsyncParsableCommand {
         let server = SockwayServer(
             configuration: configuration,
             logger: logger,
-            endpoints: SockwayDemoEndpoints.all(options: options)
+            endpoints: SockwayDemoEndpoints.all(
+                options: options,
+                engineIO: EngineIOOptions(
+                    pingInterval: .nanoseconds(Int64(eioPingInterval * 1e9)),
+                    pingTimeout: .nanoseconds(Int64(eioPingTimeout * 1e9)),
+                    maxPayload: eioMaxPayload,
+                    cookie: eioCookie
+                )
+            )
         )
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
