@@ -99,6 +99,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case receiving(HTTPReceiver, EndpointRuntime, sessionID: String)
         /// An Engine.IO POST body is being read.
         case engineIOCollecting(EngineIORuntime, EngineIOQuery, cors: HTTPHeaders)
+        /// A WebSocket upgrade on a connection that served requests before (NIO's upgrader only looks
+        /// at the first): its end is awaited, then the upgrade is decided.
+        case awaitingUpgrade(HTTPRequestHead)
+        /// The connection is switching to WebSocket; nothing more is read as HTTP.
+        case upgrading
         /// An Engine.IO poll is attached to its session (or on its way there).
         case engineIOPolling(EngineIOPollReceiver, EngineIORuntime, sid: String, headers: HTTPHeaders)
     }
@@ -120,8 +125,16 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readsPaused = false
     private var readPending = false
 
-    init(server: ServerRuntime) {
+    /// Performs upgrades on requests after the first (clients with a connection pool, such as
+    /// aiohttp, open a WebSocket on a kept-alive connection); `nil` in tests without WebSocket.
+    private let lateUpgrader: SockwayWebSocketUpgrader?
+    private var requestsSeen = 0
+    /// The request being replayed as plain HTTP after its upgrade was declined.
+    private var upgradeDeclined = false
+
+    init(server: ServerRuntime, lateUpgrader: SockwayWebSocketUpgrader? = nil) {
         self.server = server
+        self.lateUpgrader = lateUpgrader
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -150,6 +163,14 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             keepAlive = head.isKeepAlive
             requestComplete = false
             responseComplete = false
+            requestsSeen += 1
+            if requestsSeen > 1, !upgradeDeclined, lateUpgrader != nil, head.method == .GET,
+                head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
+            {
+                mode = .awaitingUpgrade(head)
+                return
+            }
+            upgradeDeclined = false
             handleHead(head, context: context)
         case .body(var part):
             if case .engineIOCollecting(let runtime, _, let cors) = mode {
@@ -170,7 +191,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             body.writeBuffer(&part)
         case .end:
             requestComplete = true
-            if case .collecting(let send) = mode {
+            if case .awaitingUpgrade(let head) = mode {
+                upgradeLate(head, context: context)
+            } else if case .upgrading = mode {
+                return
+            } else if case .collecting(let send) = mode {
                 finishSend(send, context: context)
             } else if case .engineIOCollecting(let runtime, let query, let cors) = mode {
                 finishEngineIOPost(runtime: runtime, query: query, cors: cors, context: context)
@@ -358,6 +383,65 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             runtime.acceptSend(messages, toSession: sessionID, answer: answer)
         } else {
             owner.execute { runtime.acceptSend(messages, toSession: sessionID, answer: answer) }
+        }
+    }
+
+    // MARK: WebSocket upgrade after the first request
+
+    private func upgradeLate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let upgrader = lateUpgrader else { return }
+        mode = .upgrading
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        upgrader.buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:])
+            .hop(to: context.eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                let handler = this.value
+                guard let context = handler.context else { return }
+                switch result {
+                case .success(let headers):
+                    handler.switchToWebSocket(head, headers: headers, upgrader: upgrader, context: context)
+                case .failure:
+                    // Not a WebSocket URL (or a bad handshake): the request is answered as plain HTTP.
+                    handler.mode = .idle
+                    handler.upgradeDeclined = true
+                    handler.requestsSeen -= 1
+                    handler.handlePart(.head(head), context: context)
+                    handler.handlePart(.end(nil), context: context)
+                }
+            }
+    }
+
+    /// Answers `101`, takes the HTTP handlers out and puts the WebSocket handler in. The client sends
+    /// no frame before it has the `101`, so nothing is left in the HTTP decoder.
+    private func switchToWebSocket(_ head: HTTPRequestHead, headers: HTTPHeaders, upgrader: SockwayWebSocketUpgrader, context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let errors = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
+            pipeline.removeHandler(errors, promise: nil)
+        }
+        if let validator = try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
+            pipeline.removeHandler(validator, promise: nil)
+        }
+        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            pipeline.removeHandler(decoder, promise: nil)
+        }
+        let response = HTTPResponseHead(version: head.version, status: .switchingProtocols, headers: headers)
+        context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { [self] result in
+            guard case .success = result, let context = self.context else {
+                context.close(promise: nil)
+                return
+            }
+            do {
+                let pipeline = context.pipeline.syncOperations
+                if let encoder = try? pipeline.handler(type: HTTPResponseEncoder.self) {
+                    pipeline.removeHandler(encoder, promise: nil)
+                }
+                try upgrader.installHandler(context.channel, head)
+                pipeline.removeHandler(context: context, promise: nil)
+            } catch {
+                context.close(promise: nil)
+            }
         }
     }
 

@@ -136,7 +136,6 @@ public final class SockwayServer: Service, Sendable {
 
     /// Installs the HTTP server pipeline with the WebSocket upgrader and Sockway's handler.
     static func configurePipeline(channel: any Channel, runtime: ServerRuntime) throws {
-        let httpHandler = SockwayHTTPHandler(server: runtime)
         let upgrader = SockwayWebSocketUpgrader(
             handshake: NIOWebSocketServerUpgrader(
                 maxFrameSize: runtime.maxMessageBytes,
@@ -170,6 +169,7 @@ public final class SockwayServer: Service, Sendable {
                 )
             }
         )
+        let httpHandler = SockwayHTTPHandler(server: runtime, lateUpgrader: upgrader)
         let sync = channel.pipeline.syncOperations
         let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
         try sync.configureHTTPServerPipeline(

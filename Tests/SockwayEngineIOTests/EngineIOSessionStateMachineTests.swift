@@ -189,6 +189,13 @@ struct EngineIOUpgradeSessionTests {
         #expect(session.timerFired(now: t0 + delay) == [])
     }
 
+    @Test func aPollWaitingSinceBeforeTheProbeEndsWithNoopAtTheUpgrade() {
+        var session = openPollingSession()
+        _ = session.receiverAttached(.polling, now: t0)
+        _ = session.probeReceived(now: t0)
+        #expect(session.upgradeReceived().actions == [.write(.packets([.noop])), .finishReceiver, .armTimer(t0 + interval)])
+    }
+
     @Test func noPacketIsLostOrReorderedAcrossTheUpgrade() {
         var session = openPollingSession()
         _ = session.enqueue("1")
