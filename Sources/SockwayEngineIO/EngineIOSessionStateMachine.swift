@@ -90,8 +90,6 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
     private var closeDeadline: NIODeadline?
     /// When a poll held during an upgrade gets its `noop`.
     private var noopDeadline: NIODeadline?
-    /// Whether the attached poll arrived after the `2probe` (rather than waiting since before it).
-    private var pollArrivedDuringProbe = false
 
     /// How long a poll is held during an upgrade before it gets `noop` (the reference answers it at
     /// its next 100 ms check): a client that completes the upgrade meanwhile has its poll refused
@@ -150,7 +148,6 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
             return actions
         case .open:
             if kind == .polling {
-                pollArrivedDuringProbe = upgrade == .probing
                 if let batch = outbox.drain() {
                     return [.write(.packets(batch)), .finishReceiver]
                 }
@@ -309,11 +306,10 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
         noopDeadline = nil
         guard receiver == .polling else { return (true, rearm()) }
         receiver = nil
-        // A poll waiting since before the probe ends cleanly, as the client expects; one sent during
-        // the probe raced the `upgrade` (a client pauses polling once it has `3probe`) and is answered
-        // as a poll after the upgrade is: refused.
-        let answer: EngineIOFrame = pollArrivedDuringProbe ? .refused : .packets([.noop])
-        return (true, [.write(answer), .finishReceiver] + rearm())
+        // A client pauses polling once it has `3probe` and sends `upgrade` only when its last poll
+        // has ended, so a poll still here raced the `upgrade` from the client's side: it is answered
+        // as a poll after the upgrade is, refused (the reference's transport check).
+        return (true, [.write(.refused), .finishReceiver] + rearm())
     }
 
     /// The probing WebSocket went before it sent `upgrade`: polling goes on.

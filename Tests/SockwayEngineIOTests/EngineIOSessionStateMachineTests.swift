@@ -189,11 +189,11 @@ struct EngineIOUpgradeSessionTests {
         #expect(session.timerFired(now: t0 + delay) == [])
     }
 
-    @Test func aPollWaitingSinceBeforeTheProbeEndsWithNoopAtTheUpgrade() {
+    @Test func aPollWaitingSinceBeforeTheProbeIsRefusedAtTheUpgradeToo() {
         var session = openPollingSession()
         _ = session.receiverAttached(.polling, now: t0)
         _ = session.probeReceived(now: t0)
-        #expect(session.upgradeReceived().actions == [.write(.packets([.noop])), .finishReceiver, .armTimer(t0 + interval)])
+        #expect(session.upgradeReceived().actions == [.write(.refused), .finishReceiver, .armTimer(t0 + interval)])
     }
 
     @Test func noPacketIsLostOrReorderedAcrossTheUpgrade() {
