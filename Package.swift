@@ -76,6 +76,7 @@ let package = Package(
                 "SockwayCore",
                 "SockwayEngineIO",
                 "SockwaySockJS",
+                "SockwaySocketIO",
                 "SockwayWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

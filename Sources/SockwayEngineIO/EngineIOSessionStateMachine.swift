@@ -284,6 +284,14 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
         return close(reason, now: now, attachedGets: [.close])
     }
 
+    /// Ends the session without telling the client: a waiting poll ends empty, a WebSocket just
+    /// closes, and later requests for the sid are refused, as when the network fails (a client then
+    /// reconnects by itself, where a `close` packet would tell it the server meant it).
+    public mutating func dropped(_ reason: SockwayCloseReason, now: NIODeadline) -> [SessionAction<EngineIOFrame>] {
+        guard phase == .open || phase == .connecting || phase.isClosing else { return [] }
+        return close(reason, now: now, attachedGets: [])
+    }
+
     /// A WebSocket of this polling session sent `2probe`. Returns `false` when the session cannot
     /// upgrade (not open, already upgrading or upgraded): the caller closes that WebSocket. A poll
     /// waiting for packets gets `noop` after ``upgradePollDelay``.
@@ -329,11 +337,13 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
         now: NIODeadline,
         attachedGets ending: [EngineIOPacket]
     ) -> [SessionAction<EngineIOFrame>] {
-        var actions: [SessionAction<EngineIOFrame>] = [.notifyClosed(reason)]
+        var actions: [SessionAction<EngineIOFrame>] = phase.isClosing ? [] : [.notifyClosed(reason)]
         if let kind = receiver {
             var packets = outbox.drain() ?? []
             if kind == .polling { packets.append(contentsOf: ending) }
-            if !packets.isEmpty { actions.append(.endAttached(.packets(packets))) } else { actions.append(.endAttached(nil)) }
+            // A poll is always answered (empty when the client is not to be told); a WebSocket
+            // with nothing to write just closes.
+            actions.append(.endAttached(kind == .polling || !packets.isEmpty ? .packets(packets) : nil))
             receiver = nil
         }
         return actions + reaped()
@@ -363,5 +373,12 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
         guard next != deadline else { return [] }
         deadline = next
         return next.map { [.armTimer($0)] } ?? []
+    }
+}
+
+extension SessionPhase {
+    var isClosing: Bool {
+        if case .closing = self { return true }
+        return false
     }
 }

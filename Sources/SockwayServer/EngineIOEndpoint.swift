@@ -102,24 +102,15 @@ final class EngineIORuntime: Sendable {
         store.session(id: sid).map { $0.machine.transport == .polling ? .polling : .websocket }
     }
 
-    /// A new session id: 20 characters of the URL-safe base64 alphabet (120 random bits). With
-    /// `loop`, one whose sessions that loop owns, so that a WebSocket-only session lives on its
-    /// connection's loop.
+    /// A new session id (see ``RandomID``). With `loop`, one whose sessions that loop owns, so that a
+    /// WebSocket-only session lives on its connection's loop.
     func newSessionID(ownedBy loop: (any EventLoop)? = nil) -> String {
-        var generator = SystemRandomNumberGenerator()
         while true {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(20)
-            for _ in 0..<20 {
-                bytes.append(Self.idAlphabet[Int(generator.next(upperBound: UInt8(64)))])
-            }
-            let sid = String(decoding: bytes, as: UTF8.self)
+            let sid = RandomID.make()
             if let loop, store.owner(of: sid) !== loop { continue }
             return sid
         }
     }
-
-    private static let idAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Creates session `sid` and registers it; call on its owner loop.
     func makeSession(
@@ -292,5 +283,19 @@ extension SessionCore where Machine == EngineIOSessionStateMachine {
             }
         }
         if !texts.isEmpty { deliver(texts) }
+    }
+}
+
+/// Random ids for Engine.IO sessions and Socket.IO sockets: 20 characters of the URL-safe base64
+/// alphabet, 120 random bits, as the reference's.
+enum RandomID {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(20)
+        for _ in 0..<20 { bytes.append(alphabet[Int(generator.next(upperBound: UInt8(64)))]) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -31,6 +31,8 @@ protocol SessionFace: AnyObject, SendableMetatype {
     func send(contentsOf messages: [String])
     func sendBinary(_ message: ByteBuffer)
     func close(_ reason: SockwayCloseReason)
+    /// The session's event-loop delegate, if it has one.
+    var delegateObject: AnyObject? { get }
 }
 
 /// The I/O side of one session: runs its protocol's state machine on the session's event loop, and
@@ -49,6 +51,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// The public handle; released when the session is reaped.
     private(set) var handle: SockwaySession?
     private var delegate: (any SockwaySessionDelegate)?
+    var delegateObject: AnyObject? { delegate }
     private var onReap: ((SessionCore) -> Void)?
 
     private var deliveryDepth = 0

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import SockwaySockJS
+import SockwaySocketIO
 
 /// Sessions that receive every message sent to the group (a chat room, a topic).
 ///
@@ -31,7 +32,11 @@ public final class SockwayBroadcastGroup: Sendable {
 public enum SockwayDemoEndpoints {
     /// `/echo`, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo` and `/chat` (SockJS), and
     /// `/engine.io` (Engine.IO, every message echoed: the official engine.io-protocol suite's service).
-    public static func all(options: SockwayEndpointOptions = .init(), engineIO: EngineIOOptions = .init()) -> [SockwayEndpoint] {
+    public static func all(
+        options: SockwayEndpointOptions = .init(),
+        engineIO: EngineIOOptions = .init(),
+        socketIOConnectTimeout: TimeAmount = .seconds(45)
+    ) -> [SockwayEndpoint] {
         var websocketOff = options
         websocketOff.webSocketEnabled = false
         var cookies = options
@@ -44,7 +49,66 @@ public enum SockwayDemoEndpoints {
             .eventLoop("/cookie_needed_echo", options: cookies) { _ in EchoDelegate() },
             .eventLoop("/chat", options: options) { _ in ChatDelegate(room: room) },
             .engineIO("/engine.io", options: options, engineIO: engineIO) { _ in EchoDelegate() },
+            socketIO(options: options, engineIO: engineIO, connectTimeout: socketIOConnectTimeout).endpoint,
         ]
+    }
+
+    /// The Socket.IO service at `/socket.io`: the official socket.io-protocol suite's reference service
+    /// (on connect `"auth"` with the client's auth; `"message"` answered with `"message-back"`;
+    /// `"message-with-ack"` acknowledged with its arguments; `/custom` emits `"auth"` on connect),
+    /// a `/chat` namespace where every `"chat"` event goes to every member, and what the interop
+    /// checks use: `"join"`/`"leave"` a room, `"to-room"`, `"disconnect-me"`, and a refused auth
+    /// (`{"refuse": true}`).
+    public static func socketIO(
+        options: SockwayEndpointOptions = .init(),
+        engineIO: EngineIOOptions = .init(),
+        connectTimeout: TimeAmount = .seconds(45)
+    ) -> SocketIOServer {
+        let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout)
+        let refuse: SocketIONamespace.Middleware = { socket in
+            if socket.auth["refuse"]?.boolValue == true { throw SocketIOConnectError("refused by server") }
+        }
+        for name in ["/", "/custom", "/chat"] { io.of(name).use(refuse) }
+        let echo: @Sendable (SocketIOSocket) -> Void = { socket in
+            socket.emit("auth", [socket.auth])
+            socket.on("message") { event in socket.emit("message-back", event.arguments) }
+            socket.on("message-with-ack") { event in event.ack(event.arguments) }
+        }
+        io.of("/custom").onConnection(echo)
+        io.sockets.onConnection { socket in
+            echo(socket)
+            socket.on("join") { event in
+                guard let room = event.arguments.first?.stringValue else { return event.ack() }
+                socket.join(room)
+                event.ack([.string(room)])
+            }
+            socket.on("leave") { event in
+                guard let room = event.arguments.first?.stringValue else { return event.ack() }
+                socket.leave(room)
+                event.ack([.string(room)])
+            }
+            socket.on("to-room") { event in
+                guard let room = event.arguments.first?.stringValue else { return event.ack() }
+                socket.namespace.to(room).emit("room-message", Array(event.arguments.dropFirst()))
+                event.ack()
+            }
+            socket.on("disconnect-me") { event in
+                event.ack(["bye"])
+                let mode = event.arguments.first?.stringValue ?? "transport"
+                socket.session.eventLoop.scheduleTask(in: .milliseconds(50)) {
+                    if mode == "namespace" {
+                        socket.disconnect()
+                    } else {
+                        socket.dropConnection()
+                    }
+                }
+            }
+        }
+        let chat = io.of("/chat")
+        chat.onConnection { socket in
+            socket.on("chat") { event in chat.emit("chat", event.arguments) }
+        }
+        return io
     }
 }
 

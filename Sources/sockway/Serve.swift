@@ -7,7 +7,7 @@ import SockwayWebSocket
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway: demo page at /, the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat SockJS endpoints, and the /engine.io echo."
+        abstract: "Run the gateway: demo page at /, the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat SockJS endpoints, the /engine.io echo and the /socket.io service."
     )
 
     @Option(help: "Address to listen on.")
@@ -67,6 +67,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("eio-cookie"), help: "Engine.IO: name of a cookie set to the session id on the handshake, for sticky load balancers (default: none).")
     var eioCookie: String?
 
+    @Option(name: .customLong("sio-connect-timeout"), help: "Socket.IO: seconds a client may take to connect to a namespace after its handshake.")
+    var sioConnectTimeout: Double = 45
+
     enum CompressionMode: String, ExpressibleByArgument, CaseIterable {
         case perConnection = "per-connection"
         case shared
@@ -85,6 +88,7 @@ struct Serve: AsyncParsableCommand {
         guard eioPingInterval > 0 && eioPingInterval < 86_400, eioPingTimeout > 0 && eioPingTimeout < 86_400 else {
             throw ValidationError("--eio-ping-interval and --eio-ping-timeout must be between 0 and 86400 seconds")
         }
+        guard sioConnectTimeout > 0 && sioConnectTimeout < 86_400 else { throw ValidationError("--sio-connect-timeout must be between 0 and 86400 seconds") }
         guard eioMaxPayload > 0 && eioMaxPayload <= Int(UInt32.max) else { throw ValidationError("--eio-max-payload must be 1...4294967295") }
         for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
             throw ValidationError("--ws-ping-interval and --ws-idle-timeout must be between 0 and 86400 seconds")
@@ -128,7 +132,8 @@ struct Serve: AsyncParsableCommand {
                     pingTimeout: .nanoseconds(Int64(eioPingTimeout * 1e9)),
                     maxPayload: eioMaxPayload,
                     cookie: eioCookie
-                )
+                ),
+                socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9))
             )
         )
         let group = ServiceGroup(
