@@ -175,6 +175,8 @@ let package = Package(
                 "SockwayServer",
                 "SockwaySockJS",
                 "SockwayZlib",
+                "SockwaySocketIO",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -246,9 +246,12 @@ extension SessionCore where Machine == EngineIOSessionStateMachine {
             }
         }
         guard !handedOver.isEmpty else { return answer(.success(())) }
+        // A POST whose `close` ended the session was taken whole.
+        let closes = handedOver.last?.type == .close
         acceptSend(delivering: { $0.receive(handedOver) }) { outcome in
             switch outcome {
             case .accepted: answer(.success(()))
+            case .refused(.closed) where closes: answer(.success(()))
             case .refused(.closed): answer(.failure(.unknownSessionID))
             case .refused(.busy): answer(.failure(.badRequest))
             }

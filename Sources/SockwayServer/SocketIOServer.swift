@@ -86,13 +86,21 @@ public struct SocketIOConnectError: Error, Sendable, Hashable {
 
 /// A Socket.IO namespace: its middleware, its connection handlers, its sockets and their rooms.
 public final class SocketIONamespace: Sendable {
+    /// A middleware that may wait (look up a token in a database).
     public typealias Middleware = @Sendable (SocketIOSocket) async throws -> Void
+    /// A middleware that decides at once, on the session's event loop.
+    public typealias ImmediateMiddleware = @Sendable (SocketIOSocket) throws -> Void
+
+    enum AnyMiddleware: Sendable {
+        case immediate(ImmediateMiddleware)
+        case async(Middleware)
+    }
 
     public let name: String
     private let state = NIOLockedValueBox(State())
 
     struct State {
-        var middlewares: [Middleware] = []
+        var middlewares: [AnyMiddleware] = []
         var connectionHandlers: [@Sendable (SocketIOSocket) -> Void] = []
         var sockets: [String: SocketIOSocket] = [:]
         var rooms: [String: Set<String>] = [:]
@@ -106,7 +114,13 @@ public final class SocketIONamespace: Sendable {
     /// throws refuses the connection (with the ``SocketIOConnectError``'s message, or the error's
     /// description).
     public func use(_ middleware: @escaping Middleware) {
-        state.withLockedValue { $0.middlewares.append(middleware) }
+        state.withLockedValue { $0.middlewares.append(.async(middleware)) }
+    }
+
+    /// Adds a middleware that decides at once, on the session's event loop (no task is started for
+    /// it); see ``use(_:)-(Middleware)``.
+    public func use(_ middleware: @escaping ImmediateMiddleware) {
+        state.withLockedValue { $0.middlewares.append(.immediate(middleware)) }
     }
 
     /// Calls `handler` with each socket that connects, on its event loop, after the client has its
@@ -130,7 +144,7 @@ public final class SocketIONamespace: Sendable {
         SocketIOBroadcast(namespace: self, rooms: Set(rooms))
     }
 
-    var middlewares: [Middleware] { state.withLockedValue { $0.middlewares } }
+    var middlewares: [AnyMiddleware] { state.withLockedValue { $0.middlewares } }
     var connectionHandlers: [@Sendable (SocketIOSocket) -> Void] { state.withLockedValue { $0.connectionHandlers } }
 
     func add(_ socket: SocketIOSocket) {
@@ -492,40 +506,54 @@ final class SocketIOConnection: SockwaySessionDelegate {
             return send(SocketIOPacket(type: .connectError, namespace: nsp, data: .object([.init("message", "Invalid namespace")])))
         }
         let socket = SocketIOSocket(id: RandomID.make(), namespace: namespace, session: session, auth: auth ?? .object([]))
-        let middlewares = namespace.middlewares
+        var middlewares = namespace.middlewares[...]
+        // Those that decide at once run here; from the first that may wait on, a task runs the rest.
+        while case .immediate(let middleware) = middlewares.first {
+            middlewares.removeFirst()
+            do {
+                try middleware(socket)
+            } catch {
+                return refuse(nsp, error)
+            }
+        }
         if middlewares.isEmpty {
             return connected(socket)
         }
         connecting.insert(nsp)
         let loop = session.eventLoop
         let this = NIOLoopBound(self, eventLoop: loop)
+        let remaining = Array(middlewares)
         Task {
-            var refusal: SocketIOConnectError?
-            for middleware in middlewares {
-                do {
-                    try await middleware(socket)
-                } catch let error as SocketIOConnectError {
-                    refusal = error
-                    break
-                } catch {
-                    refusal = SocketIOConnectError(String(describing: error))
-                    break
+            var refusal: (any Error)?
+            do {
+                for middleware in remaining {
+                    switch middleware {
+                    case .immediate(let body): try body(socket)
+                    case .async(let body): try await body(socket)
+                    }
                 }
+            } catch {
+                refusal = error
             }
-            let outcome = refusal
+            let outcome = refusal.map { $0 as? SocketIOConnectError ?? SocketIOConnectError(String(describing: $0)) }
             loop.execute {
                 let connection = this.value
                 connection.connecting.remove(nsp)
                 guard !connection.closed else { return }
                 if let outcome {
-                    var data: [SocketIOValue.Member] = [.init("message", .string(outcome.message))]
-                    if let extra = outcome.data { data.append(.init("data", extra)) }
-                    connection.send(SocketIOPacket(type: .connectError, namespace: nsp, data: .object(data)))
+                    connection.refuse(nsp, outcome)
                 } else {
                     connection.connected(socket)
                 }
             }
         }
+    }
+
+    private func refuse(_ nsp: String, _ error: any Error) {
+        let refusal = error as? SocketIOConnectError ?? SocketIOConnectError(String(describing: error))
+        var data: [SocketIOValue.Member] = [.init("message", .string(refusal.message))]
+        if let extra = refusal.data { data.append(.init("data", extra)) }
+        send(SocketIOPacket(type: .connectError, namespace: nsp, data: .object(data)))
     }
 
     private func connected(_ socket: SocketIOSocket) {

@@ -65,7 +65,7 @@ public enum SockwayDemoEndpoints {
         connectTimeout: TimeAmount = .seconds(45)
     ) -> SocketIOServer {
         let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout)
-        let refuse: SocketIONamespace.Middleware = { socket in
+        let refuse: SocketIONamespace.ImmediateMiddleware = { socket in
             if socket.auth["refuse"]?.boolValue == true { throw SocketIOConnectError("refused by server") }
         }
         for name in ["/", "/custom", "/chat"] { io.of(name).use(refuse) }
