@@ -410,3 +410,42 @@ extension InMemoryConnection {
     }
 }
 
+
+@Suite struct SocketIOAPITests {
+    // The README's embedding example, built and driven in memory.
+    @Test func theReadmeChatExampleWorks() throws {
+        let io = SocketIOServer(connectTimeout: .seconds(45))
+        io.of("/").use { socket in
+            guard socket.auth["token"]?.stringValue == "secret" else { throw SocketIOConnectError("Not authorized") }
+        }
+        io.of("/").onConnection { socket in
+            socket.on("chat") { event in socket.namespace.emit("chat", event.arguments) }
+            socket.on("join") { event in
+                if let room = event.arguments.first?.stringValue { socket.join(room) }
+                event.ack(["joined"])
+            }
+            socket.on("shout") { event in socket.broadcast.emit("shout", event.arguments) }
+        }
+        let server = InMemoryServer(endpoints: [io.endpoint, .engineIO { _ in EchoDelegate() }])
+        let refused = try server.connect()
+        _ = try refused.upgrade("/socket.io/?EIO=4&transport=websocket")
+        _ = try refused.readFrames()
+        try refused.sendText(#"40{"token":"wrong"}"#)
+        #expect(try refused.readFrames().map(\.text) == [#"44{"message":"Not authorized"}"#])
+
+        let clients = try (0..<2).map { _ in try server.connect() }
+        for client in clients {
+            _ = try client.upgrade("/socket.io/?EIO=4&transport=websocket")
+            _ = try client.readFrames()
+            try client.sendText(#"40{"token":"secret"}"#)
+            #expect(try client.readFrames().first?.text.hasPrefix(#"40{"sid":"#) == true)
+        }
+        try clients[0].sendText(#"42["chat","hi"]"#)
+        for client in clients { #expect(try client.readFrames().map(\.text) == [#"42["chat","hi"]"#]) }
+        try clients[0].sendText(#"42["shout","HEY"]"#)
+        #expect(try clients[0].readFrames().isEmpty)
+        #expect(try clients[1].readFrames().map(\.text) == [#"42["shout","HEY"]"#])
+        try clients[1].sendText(#"427["join","r"]"#)
+        #expect(try clients[1].readFrames().map(\.text) == [#"437["joined"]"#])
+    }
+}
