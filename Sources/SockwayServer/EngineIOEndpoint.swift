@@ -97,6 +97,14 @@ final class EngineIORuntime: Sendable {
         )
     }
 
+    /// The endpoint's options for its WebSocket connections: a message may be as large as
+    /// `maxPayload`, as a POST body.
+    var webSocketOptions: SockwayEndpointOptions {
+        var options = endpoint.options
+        options.maxMessageBytes = engineIO.maxPayload
+        return options
+    }
+
     /// The current transport of session `sid`; call on its owner loop.
     func transport(ofSession sid: String) -> EngineIOTransport? {
         store.session(id: sid).map { $0.machine.transport == .polling ? .polling : .websocket }

@@ -200,7 +200,7 @@ public final class SockwayServer: Service, Sendable {
         var options: SockwayEndpointOptions {
             switch self {
             case .sockJS(let endpoint, _, _): endpoint.endpoint.options
-            case .engineIO(let endpoint, _): endpoint.endpoint.options
+            case .engineIO(let endpoint, _): endpoint.webSocketOptions
             }
         }
     }
@@ -260,7 +260,7 @@ public final class SockwayServer: Service, Sendable {
         if let engineIO = runtime.matchEngineIO(path: path) {
             let query = EngineIOQuery(parsing: queryStart.map { uri[uri.index(after: $0)...] } ?? "")
             let sid = query.sid.flatMap { $0.isEmpty ? nil : $0 }
-            return (engineIO.endpoint.options, EngineIOWebSocketLink(runtime: engineIO, upgradeSID: sid, requestHeaders: head.headers))
+            return (engineIO.webSocketOptions, EngineIOWebSocketLink(runtime: engineIO, upgradeSID: sid, requestHeaders: head.headers))
         }
         guard let (endpoint, relative) = runtime.match(path: path) else { return nil }
         switch SockJSRoute.parse(relative) {

@@ -278,6 +278,17 @@ extension InMemoryConnection {
         #expect(try connection.readFrames().map(\.text) == ["o"])
     }
 
+    @Test func aMessageOverMaxPayloadClosesTheWebSocketWith1009() throws {
+        let server = InMemoryServer(endpoints: [.engineIO(engineIO: EngineIOOptions(maxPayload: 100)) { _ in EchoDelegate() }])
+        let connection = try server.connect()
+        _ = try connection.upgrade("/engine.io/?EIO=4&transport=websocket")
+        _ = try connection.readFrames()
+        try connection.sendText("4" + String(repeating: "x", count: 99))
+        #expect(try connection.readFrames().map(\.text) == ["4" + String(repeating: "x", count: 99)])
+        try connection.sendText("4" + String(repeating: "x", count: 100))
+        #expect(try connection.readFrames().last?.closeCode == 1009)
+    }
+
     @Test func aMalformedPacketClosesTheWebSocket() throws {
         let server = engineIOServer()
         let connection = try server.connect()
