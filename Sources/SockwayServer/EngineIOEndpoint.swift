@@ -205,12 +205,7 @@ final class EngineIOPollReceiver: SessionReceiver, @unchecked Sendable {
     }
 
     private func onConnection(_ body: @escaping @Sendable (SockwayHTTPHandler) -> Void) {
-        let connection = self.connection
-        if connection.eventLoop.inEventLoop {
-            body(connection.value)
-        } else {
-            connection.eventLoop.execute { body(connection.value) }
-        }
+        connection.run(body)
     }
 }
 

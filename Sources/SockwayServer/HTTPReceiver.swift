@@ -58,11 +58,18 @@ final class HTTPReceiver: SessionReceiver, @unchecked Sendable {
     }
 
     private func onConnection(_ body: @escaping @Sendable (SockwayHTTPHandler) -> Void) {
-        let connection = self.connection
-        if connection.eventLoop.inEventLoop {
-            body(connection.value)
+        connection.run(body)
+    }
+}
+
+extension NIOLoopBound where Value == SockwayHTTPHandler {
+    /// Runs `body` with the handler on its loop: at once when called there, else in order after what
+    /// was asked before.
+    func run(_ body: @escaping @Sendable (SockwayHTTPHandler) -> Void) {
+        if eventLoop.inEventLoop {
+            body(value)
         } else {
-            connection.eventLoop.execute { body(connection.value) }
+            eventLoop.execute { body(self.value) }
         }
     }
 }

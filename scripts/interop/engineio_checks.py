@@ -15,35 +15,12 @@ Pinned packages: python-socketio 5.18.1, python-engineio 4.15.1, aiohttp 3.14.5.
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 
-PINNED = ["python-socketio==5.18.1", "python-engineio==4.15.1", "aiohttp==3.14.5"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sockway_pyenv  # noqa: E402
 
-
-def ensure_pyenv():
-    """Re-executes this script in a virtualenv with the pinned packages when they are not importable."""
-    try:
-        import aiohttp  # noqa: F401
-        import engineio  # noqa: F401
-        import socketio  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.environ.get("SOCKWAY_PYENV", "/tmp/sockway-pyenv")
-    python = os.path.join(venv, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(venv):
-        sys.exit(f"{venv} exists but lacks {' '.join(PINNED)}; remove it or pip install them there")
-    if not os.path.exists(python):
-        print(f"creating {venv} with {' '.join(PINNED)}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
-    probe = subprocess.run([python, "-c", "import aiohttp, engineio, socketio"], capture_output=True, timeout=60)
-    if probe.returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "-q", *PINNED], check=True, timeout=600)
-    os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
-
-
-ensure_pyenv()
+sockway_pyenv.ensure(__file__)
 
 import engineio  # noqa: E402
 
