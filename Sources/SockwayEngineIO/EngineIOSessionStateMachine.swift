@@ -172,8 +172,10 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
         receiver = nil
         switch kind {
         case .webSocket:
-            // The session's only transport is gone.
-            return endAfterLosingTransport(reason ?? (aborted ? .engineIOTransportError : .engineIOTransportClose))
+            // The session's only transport is gone. The WebSocket's own close reason means nothing
+            // to Engine.IO: a clean close is "transport close", a cut or a failed frame an error.
+            let failed = aborted || (reason.map { $0.code != 1000 && $0.code != 1001 && $0.code != 1005 } ?? false)
+            return endAfterLosingTransport(failed ? .engineIOTransportError : .engineIOTransportClose)
         case .polling, .streaming:
             // A poll cut before its answer: what it would have carried may be lost.
             return aborted ? endAfterLosingTransport(.engineIOTransportError) : []

@@ -93,7 +93,8 @@ final class EngineIORuntime: Sendable {
             pingTimeout: engineIO.pingTimeout,
             maxPayload: engineIO.maxPayload,
             maxQueuedMessages: endpoint.options.maxQueuedMessages,
-            maxQueuedBytes: endpoint.options.maxQueuedBytes
+            maxQueuedBytes: endpoint.options.maxQueuedBytes,
+            allowsUpgrade: engineIO.transports.contains(.websocket)
         )
     }
 
@@ -181,7 +182,8 @@ final class EngineIOPollReceiver: SessionReceiver, @unchecked Sendable {
         self.channel = channel
     }
 
-    var isWritable: Bool { !answered && channel.isWritable }
+    /// A poll takes one frame, whole: it never waits for its channel to drain.
+    var isWritable: Bool { !answered }
 
     func write(_ frame: EngineIOFrame) -> Bool {
         guard !answered else { return true }

@@ -44,8 +44,22 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
     private var core: EngineIOSessionCore?
     private var stage = Stage.opening
     private var watchingDrain = false
-    /// Whether the session is backed up, for a connection on another loop (read there).
-    private let backedUp = NIOLockedValueBox(false)
+    /// Whether this link's `2probe` was accepted: only then is the session's upgrade its to end.
+    private var ownsProbe = false
+    /// For a connection on another loop: whether the session is backed up, and how many bytes of
+    /// packets were handed over and not yet handled; reads pause while either holds.
+    private let crossing = NIOLockedValueBox(Crossing())
+
+    private struct Crossing {
+        var backedUp = false
+        var bytesInFlight = 0
+        var readsPaused = false
+
+        var mustPause: Bool { backedUp || bytesInFlight > EngineIOWebSocketLink.maxBytesInFlight }
+    }
+
+    /// Bytes of packets on their way to a session on another loop before the connection stops reading.
+    static let maxBytesInFlight = 1 << 20
 
     /// - Parameter upgradeSID: the polling session to upgrade; `nil` for a WebSocket-only session.
     init(runtime: EngineIORuntime, upgradeSID: String?, requestHeaders: HTTPHeaders) {
@@ -143,7 +157,12 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
         let packets = inbound
         let broken = malformed
         inbound = []
-        onSession { link in link.handle(packets, malformed: broken) }
+        let bytes = sameLoop ? 0 : packets.reduce(0) { $0 + $1.webSocketFrameByteCount }
+        if bytes > 0 { crossing.withLockedValue { $0.bytesInFlight += bytes } }
+        onSession { link in
+            link.handle(packets, malformed: broken)
+            if bytes > 0 { link.handled(bytes: bytes) }
+        }
     }
 
     func connectionEnded(aborted: Bool, reason: SockwayCloseReason?) {
@@ -177,9 +196,28 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
             core.whenDrained(resume)
             return true
         }
-        guard backedUp.withLockedValue({ $0 }) else { return false }
-        resumeReads = resume
-        return true
+        let paused = crossing.withLockedValue { state -> Bool in
+            guard state.mustPause else { return false }
+            state.readsPaused = true
+            return true
+        }
+        if paused { resumeReads = resume }
+        return paused
+    }
+
+    /// Resumes a paused connection on another loop once nothing holds it back.
+    private func resumeIfClear() {
+        let resume = crossing.withLockedValue { state -> Bool in
+            guard state.readsPaused, !state.mustPause else { return false }
+            state.readsPaused = false
+            return true
+        }
+        guard resume else { return }
+        onConnection { link, _ in
+            let resume = link.resumeReads
+            link.resumeReads = nil
+            resume?()
+        }
     }
 
     // MARK: Session side
@@ -235,12 +273,13 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
                 return result.actions
             }
             if accepted {
+                ownsProbe = true
                 // Out at once: the client may poll on another connection as soon as it sends
                 // `upgrade`, and that poll's answer must not overtake this one.
                 let probe = SockwayWebSocketHandler.OutboundMessage.text(Self.pongProbe)
                 onConnection { _, connection in connection.writeMessages([probe], flushNow: true) }
             } else {
-                stage = .ended
+                endProbe()
                 onConnection { _, connection in connection.close(code: WebSocketCloseCode.normalClosure, reason: "") }
             }
         case .upgrade:
@@ -251,11 +290,12 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
                 return result.actions
             }
             guard accepted else {
-                stage = .ended
+                endProbe()
                 onConnection { _, connection in connection.close(code: WebSocketCloseCode.normalClosure, reason: "") }
                 return
             }
             stage = .attached
+            ownsProbe = false
             onConnection { link, _ in
                 link.upgradeTimer?.cancel()
                 link.upgradeTimer = nil
@@ -270,7 +310,8 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
 
     private func endProbe() {
         stage = .ended
-        guard let core else { return }
+        guard ownsProbe, let core else { return }
+        ownsProbe = false
         let now = core.eventLoop.now
         core.perform { $0.probeEnded(now: now) }
     }
@@ -279,16 +320,18 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
     private func watchBackpressure(_ core: EngineIOSessionCore) {
         guard !sameLoop, !watchingDrain, core.isBackedUp else { return }
         watchingDrain = true
-        backedUp.withLockedValue { $0 = true }
+        crossing.withLockedValue { $0.backedUp = true }
         core.whenDrained { [self] in
             watchingDrain = false
-            backedUp.withLockedValue { $0 = false }
-            onConnection { link, _ in
-                let resume = link.resumeReads
-                link.resumeReads = nil
-                resume?()
-            }
+            crossing.withLockedValue { $0.backedUp = false }
+            resumeIfClear()
         }
+    }
+
+    /// The session side handled `bytes` of packets handed over from another loop.
+    private func handled(bytes: Int) {
+        crossing.withLockedValue { $0.bytesInFlight -= bytes }
+        resumeIfClear()
     }
 
     private static let pongProbe: ByteBuffer = {

@@ -117,8 +117,8 @@ public final class SocketIONamespace: Sendable {
         state.withLockedValue { $0.middlewares.append(.async(middleware)) }
     }
 
-    /// Adds a middleware that decides at once, on the session's event loop (no task is started for
-    /// it); see ``use(_:)-(Middleware)``.
+    /// Adds a middleware that decides at once, on the session's event loop, without a task (unless
+    /// an async middleware comes before it: from that one on, the rest run in its task).
     public func use(_ middleware: @escaping ImmediateMiddleware) {
         state.withLockedValue { $0.middlewares.append(.immediate(middleware)) }
     }
@@ -232,6 +232,14 @@ public struct SocketIOEvent: Sendable {
     public let arguments: [SocketIOValue]
     public let socket: SocketIOSocket
     let ackID: UInt64?
+    private let acked = NIOLockedValueBox(false)
+
+    init(name: String, arguments: [SocketIOValue], socket: SocketIOSocket, ackID: UInt64?) {
+        self.name = name
+        self.arguments = arguments
+        self.socket = socket
+        self.ackID = ackID
+    }
 
     /// Whether the client asked for an acknowledgement.
     public var wantsAck: Bool { ackID != nil }
@@ -239,7 +247,7 @@ public struct SocketIOEvent: Sendable {
     /// Acknowledges the event with `arguments` (once; later calls and events without an ack id do
     /// nothing).
     public func ack(_ arguments: [SocketIOValue] = []) {
-        guard let ackID, socket.claimAck(ackID) else { return }
+        guard let ackID, socket.isConnected, !acked.withLockedValue({ done in defer { done = true }; return done }) else { return }
         socket.send(SocketIOWirePacket(.ack(ackID, arguments, namespace: socket.namespace.name)))
     }
 }
@@ -261,15 +269,21 @@ public final class SocketIOSocket: Sendable {
     public let auth: SocketIOValue
     private let state = NIOLockedValueBox(State())
 
+    struct PendingAck {
+        var continuation: CheckedContinuation<[SocketIOValue], any Error>
+        var timeout: Scheduled<Void>?
+    }
+
     struct State {
         var handlers: [String: [@Sendable (SocketIOEvent) -> Void]] = [:]
         var anyHandlers: [@Sendable (SocketIOEvent) -> Void] = []
         var disconnectHandlers: [@Sendable (String) -> Void] = []
         var rooms: Set<String> = []
-        var connected = true
+        /// From the CONNECT reply until the socket is gone: while middleware runs it is not yet.
+        var connected = false
+        var gone = false
         var nextAckID: UInt64 = 0
-        var pendingAcks: [UInt64: CheckedContinuation<[SocketIOValue], any Error>] = [:]
-        var answeredAcks = Set<UInt64>()
+        var pendingAcks: [UInt64: PendingAck] = [:]
     }
 
     init(id: String, namespace: SocketIONamespace, session: SockwaySession, auth: SocketIOValue) {
@@ -312,20 +326,29 @@ public final class SocketIOSocket: Sendable {
                 guard state.connected else { return nil }
                 let id = state.nextAckID
                 state.nextAckID += 1
-                state.pendingAcks[id] = continuation
+                state.pendingAcks[id] = PendingAck(continuation: continuation)
                 return id
             }
             guard let id else { return continuation.resume(throwing: SocketIOAckError.disconnected) }
             send(SocketIOWirePacket(.event(event, arguments, namespace: namespace.name, ackID: id)))
-            loop.scheduleTask(in: timeout) { [self] in
-                state.withLockedValue { $0.pendingAcks.removeValue(forKey: id) }?.resume(throwing: SocketIOAckError.timedOut)
+            let timer = loop.scheduleTask(in: timeout) { [self] () -> Void in
+                let expired = state.withLockedValue { $0.pendingAcks.removeValue(forKey: id) }
+                expired?.continuation.resume(throwing: SocketIOAckError.timedOut)
             }
+            let answered = state.withLockedValue { state -> Bool in
+                guard state.pendingAcks[id] != nil else { return true }
+                state.pendingAcks[id]?.timeout = timer
+                return false
+            }
+            if answered { timer.cancel() }
         }
     }
 
     /// Puts the socket in `room`.
     public func join(_ room: String) {
-        let joined = state.withLockedValue { state in state.connected && state.rooms.insert(room).inserted }
+        // Before the socket is connected (in a middleware) the room is only remembered; the
+        // namespace learns of it at the CONNECT reply.
+        let joined = state.withLockedValue { state in state.rooms.insert(room).inserted && state.connected }
         if joined { namespace.join(self, room: room) }
     }
 
@@ -372,7 +395,8 @@ public final class SocketIOSocket: Sendable {
     func send(_ packet: SocketIOWirePacket) {
         guard isConnected else { return }
         let session = self.session
-        if session.eventLoop.inEventLoop {
+        if session.eventLoop.inEventLoop || packet.attachments.isEmpty {
+            // Off the loop, text goes through the session's bounded batch of off-loop sends.
             session.send(packet.text)
             for attachment in packet.attachments { session.sendBinary(attachment) }
         } else {
@@ -381,11 +405,6 @@ public final class SocketIOSocket: Sendable {
                 for attachment in packet.attachments { session.sendBinary(attachment) }
             }
         }
-    }
-
-    /// Whether the ack `id` is still to be answered (each is answered once).
-    func claimAck(_ id: UInt64) -> Bool {
-        state.withLockedValue { state in state.connected && state.answeredAcks.insert(id).inserted }
     }
 
     func dispatch(_ packet: SocketIOPacket) {
@@ -397,8 +416,22 @@ public final class SocketIOSocket: Sendable {
     }
 
     func ackReceived(_ packet: SocketIOPacket) {
-        guard let id = packet.ackID else { return }
-        state.withLockedValue { $0.pendingAcks.removeValue(forKey: id) }?.resume(returning: packet.arguments)
+        guard let id = packet.ackID, let pending = state.withLockedValue({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
+        pending.timeout?.cancel()
+        pending.continuation.resume(returning: packet.arguments)
+    }
+
+    /// The client has its CONNECT reply: the socket and its rooms (its own id among them) join the
+    /// namespace.
+    func markConnected() {
+        let rooms = state.withLockedValue { state -> Set<String>? in
+            guard !state.gone else { return nil }
+            state.connected = true
+            return state.rooms
+        }
+        guard let rooms else { return }
+        namespace.add(self)
+        for room in rooms { namespace.join(self, room: room) }
     }
 
     /// The socket is gone: it leaves its rooms, pending acknowledgements fail, handlers learn why.
@@ -406,6 +439,7 @@ public final class SocketIOSocket: Sendable {
         let (wasConnected, rooms, acks, handlers) = state.withLockedValue { state in
             defer {
                 state.connected = false
+                state.gone = true
                 state.pendingAcks = [:]
                 state.handlers = [:]
                 state.anyHandlers = []
@@ -415,7 +449,10 @@ public final class SocketIOSocket: Sendable {
         }
         guard wasConnected else { return }
         namespace.remove(self, rooms: rooms)
-        for ack in acks { ack.resume(throwing: SocketIOAckError.disconnected) }
+        for ack in acks {
+            ack.timeout?.cancel()
+            ack.continuation.resume(throwing: SocketIOAckError.disconnected)
+        }
         for handler in handlers { handler(reason) }
     }
 }
@@ -486,9 +523,12 @@ final class SocketIOConnection: SockwaySessionDelegate {
         let nsp = packet.namespace
         switch packet.type {
         case .connect:
+            // A second CONNECT for a namespace breaks the protocol, as the reference sees it.
+            guard sockets[nsp] == nil else { return fail() }
             connect(nsp, auth: packet.data)
         case .disconnect:
-            if let socket = sockets.removeValue(forKey: nsp) { socket.closed(reason: "client namespace disconnect") }
+            guard let socket = sockets.removeValue(forKey: nsp) else { return fail() }
+            socket.closed(reason: "client namespace disconnect")
         case .event, .binaryEvent:
             guard let socket = sockets[nsp] else { return fail() }
             socket.dispatch(packet)
@@ -560,7 +600,7 @@ final class SocketIOConnection: SockwaySessionDelegate {
         connectTimer?.cancel()
         connectTimer = nil
         sockets[socket.namespace.name] = socket
-        socket.namespace.add(socket)
+        socket.markConnected()
         send(SocketIOPacket(type: .connect, namespace: socket.namespace.name, data: .object([.init("sid", .string(socket.id))])))
         for handler in socket.namespace.connectionHandlers { handler(socket) }
     }

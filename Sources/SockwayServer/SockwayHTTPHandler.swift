@@ -161,6 +161,9 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             requestHead = head
             keepAlive = head.isKeepAlive
+            // NIO's decoder parses nothing after a request that asks for a protocol upgrade: one that
+            // is answered as plain HTTP ends the connection, or the next request would hang.
+            if head.headers.contains(name: "upgrade") { keepAlive = false }
             requestComplete = false
             responseComplete = false
             requestsSeen += 1

@@ -289,6 +289,34 @@ extension InMemoryConnection {
         #expect(try connection.readFrames().last?.closeCode == 1009)
     }
 
+    @Test func aDeclinedUpgradeEndsTheConnection() throws {
+        // NIO's decoder reads nothing after an upgrade request; answered as plain HTTP, it must close.
+        let server = engineIOServer()
+        let connection = try server.connect()
+        _ = try connection.engineIOHandshake()
+        let head = try connection.upgrade("/nowhere")
+        #expect(head.hasPrefix("HTTP/1.1 404"))
+        #expect(head.lowercased().contains("connection: close"))
+    }
+
+    @Test func aSecondProbeDoesNotLeaveTheSessionUpgrading() throws {
+        let server = engineIOServer()
+        let poller = try server.connect()
+        let sid = try poller.engineIOHandshake()
+        let socket = try server.connect()
+        _ = try socket.upgrade("/engine.io/?EIO=4&transport=websocket&sid=\(sid)")
+        try socket.sendText("2probe")
+        try socket.sendText("2probe")
+        let frames = try socket.readFrames()
+        #expect(frames.first?.text == "3probe")
+        #expect(frames.last?.opcode == 0x8)
+        try socket.close()
+        // Polling goes on as before: a poll waits for packets instead of getting `noop`.
+        try poller.request("GET", "\(base)&sid=\(sid)")
+        server.advance(by: .milliseconds(100))
+        #expect(try poller.readText().isEmpty)
+    }
+
     @Test func aMalformedPacketClosesTheWebSocket() throws {
         let server = engineIOServer()
         let connection = try server.connect()
@@ -390,6 +418,25 @@ extension InMemoryConnection {
         for connection in members {
             #expect(try connection.readFrames().map(\.text) == [#"42["room-message","hi"]"#])
         }
+    }
+
+    @Test func everySocketIsInTheRoomOfItsOwnID() throws {
+        let server = engineIOServer()
+        let connection = try socketIOConnection(server)
+        try connection.sendText("40")
+        let reply = try connection.readFrames().first?.text ?? ""
+        let id = String(reply.dropFirst(#"40{"sid":""#.count).dropLast(2))
+        try connection.sendText(#"42["to-room","\#(id)","me"]"#)
+        #expect(try connection.readFrames().map(\.text) == [#"42["room-message","me"]"#])
+    }
+
+    @Test func aSecondConnectForANamespaceClosesTheConnection() throws {
+        let server = engineIOServer()
+        let connection = try socketIOConnection(server)
+        try connection.sendText("40")
+        _ = try connection.readFrames()
+        try connection.sendText("40")
+        #expect(try connection.readFrames().last?.opcode == 0x8)
     }
 
     @Test func emitWithAckAwaitsTheClientsAnswer() async throws {
