@@ -162,10 +162,11 @@ public protocol SessionStateMachine: Sendable {
 
 extension SessionStateMachine {
     /// Whether inbound messages should reach the application.
-    public var isOpen: Bool { phase == .open }
+    @inlinable public var isOpen: Bool { phase == .open }
 
     /// A send request arrived, with `held` requests of this session held already (at most `maxHeld`).
     /// `applicationBackedUp`: the application has not read half its inbound bound yet (async face).
+    @inlinable
     public func sendArrived(held: Int, maxHeld: Int, applicationBackedUp: Bool = false) -> SessionSendDecision {
         guard phase == .open else { return .refuse(.closed) }
         // Behind a held request even when the outbox has room: held requests go first, in order.
@@ -177,6 +178,7 @@ extension SessionStateMachine {
     /// session closed on a bound while taking them (its outbox or inbound queue overflowed), and then
     /// what the messages caused may be lost. An application that closes the session itself has
     /// still taken them.
+    @inlinable
     public var sendOutcomeAfterDelivery: SessionSendOutcome {
         switch phase {
         case .open: .accepted
@@ -192,48 +194,57 @@ extension SessionStateMachine {
 /// An array, not a ring: it is only ever drained whole, by handing it over, and an empty array costs an
 /// idle session no allocation.
 public struct SessionOutbox<Message: Sendable>: Sendable {
+    // Inlinable: the outbox is on every message's path, and a generic from another module is not
+    // specialized for its callers otherwise.
     public let maxMessages: Int
     public let maxBytes: Int
-    private var messages: [Message] = []
-    public private(set) var bytes = 0
+    @usableFromInline var messages: [Message] = []
+    /// Bytes of the queued messages.
+    @inlinable public var bytes: Int { byteCount }
+    @usableFromInline var byteCount = 0
 
+    @inlinable
     public init(maxMessages: Int, maxBytes: Int) {
         self.maxMessages = maxMessages
         self.maxBytes = maxBytes
     }
 
-    public var count: Int { messages.count }
-    public var isEmpty: Bool { messages.isEmpty }
+    @inlinable public var count: Int { messages.count }
+    @inlinable public var isEmpty: Bool { messages.isEmpty }
 
     /// At least half full, in messages or bytes.
-    public var isBackedUp: Bool { messages.count * 2 >= maxMessages || bytes * 2 >= maxBytes }
+    @inlinable public var isBackedUp: Bool { messages.count * 2 >= maxMessages || byteCount * 2 >= maxBytes }
 
     /// Queues a message of `size` bytes; `false` when it does not fit. One message is always taken into
     /// an empty outbox, however large: the bounds limit what piles up behind a slow receiver, not the
     /// size of a message (that is the inbound limit's job).
+    @inlinable
     public mutating func append(_ message: Message, size: Int) -> Bool {
-        guard messages.isEmpty || (messages.count < maxMessages && bytes + size <= maxBytes) else { return false }
+        guard messages.isEmpty || (messages.count < maxMessages && byteCount + size <= maxBytes) else { return false }
         messages.append(message)
-        bytes += size
+        byteCount += size
         return true
     }
 
-    /// Everything queued, oldest first, leaving the outbox empty; `nil` if it was empty.
-    public mutating func drain() -> [Message]? {
-        guard !messages.isEmpty else { return nil }
-        let batch = messages
-        messages = []
-        bytes = 0
-        return batch
-    }
-
     /// Queues a control message (a ping, a close) whatever the bounds: there is at most one of each.
+    @inlinable
     public mutating func appendControl(_ message: Message) {
         messages.append(message)
     }
 
+    /// Everything queued, oldest first, leaving the outbox empty; `nil` if it was empty.
+    @inlinable
+    public mutating func drain() -> [Message]? {
+        guard !messages.isEmpty else { return nil }
+        let batch = messages
+        messages = []
+        byteCount = 0
+        return batch
+    }
+
+    @inlinable
     public mutating func removeAll() {
         messages.removeAll()
-        bytes = 0
+        byteCount = 0
     }
 }
