@@ -92,6 +92,7 @@ let package = Package(
             name: "SockwayClient",
             dependencies: [
                 "SockwayAsync",
+                "SockwayEngineIO",
                 "SockwaySockJS",
                 "SockwayWebSocket",
                 "SockwayZlib",

@@ -38,7 +38,7 @@ public struct LatencySummary: Codable, Hashable, Sendable {
 }
 
 /// A transport as the bench measures it: the client transports, WebSocket once without and once with
-/// permessage-deflate.
+/// permessage-deflate, and Engine.IO's two (against the server's Engine.IO echo endpoint).
 public enum BenchTransport: String, Codable, CaseIterable, Sendable {
     case rawWebSocket = "raw-websocket"
     case webSocket = "websocket"
@@ -47,6 +47,8 @@ public enum BenchTransport: String, Codable, CaseIterable, Sendable {
     case eventSource = "eventsource"
     case xhrPolling = "xhr-polling"
     case jsonpPolling = "jsonp-polling"
+    case engineIOPolling = "engineio-polling"
+    case engineIOWebSocket = "engineio-websocket"
 
     public var clientTransport: SockwayClientTransport {
         switch self {
@@ -56,10 +58,15 @@ public enum BenchTransport: String, Codable, CaseIterable, Sendable {
         case .eventSource: .eventSource
         case .xhrPolling: .xhrPolling
         case .jsonpPolling: .jsonpPolling
+        case .engineIOPolling: .engineIOPolling
+        case .engineIOWebSocket: .engineIOWebSocket
         }
     }
 
     public var compression: Bool { self == .webSocketDeflate }
+
+    /// Whether the row is Engine.IO's (its sessions open at ``BenchOptions/engineIOPath``).
+    public var isEngineIO: Bool { clientTransport.isEngineIO }
 }
 
 /// A bench scenario.
@@ -156,6 +163,9 @@ public struct BenchReport: Codable, Hashable, Sendable {
     /// The request headers beyond the protocol's own, when any were sent ("browser", "2 extra").
     public var requestHeaders: String?
     public var results: [TransportResult]
+    /// Rows that were not measured, and why (a server without an Engine.IO endpoint; Engine.IO in the
+    /// push scenario).
+    public var skipped: [String]?
 
     public init(
         date: String,

@@ -44,6 +44,8 @@ public struct BenchOptions: Sendable {
     public var stepDuration = 0.5
     public var echoPath = "/echo"
     public var broadcastPath = "/chat"
+    /// The Engine.IO echo endpoint (the `engineio-*` rows; every message echoed).
+    public var engineIOPath = "/engine.io"
     /// Send a desktop browser's request headers (``browserHeaders(origin:)``) on every request.
     public var browserHeaders = false
     /// Extra headers on every request (after the browser's, when both are on).
@@ -133,10 +135,24 @@ public struct BenchRunner: Sendable {
             report.requestHeaders = parts.joined(separator: " + ")
         }
         let run = Run(options: options, progress: progress)
+        var skipped: [String] = []
         do {
             for transport in options.transports {
                 for scenario in options.scenarios {
-                    report.results.append(try await run.measure(transport, scenario))
+                    if transport.isEngineIO, scenario == .push {
+                        // The push scenario's publisher and room are a SockJS broadcast endpoint.
+                        skipped.append("push · \(transport.rawValue): no Engine.IO broadcast endpoint to push through")
+                        continue
+                    }
+                    do {
+                        report.results.append(try await run.measure(transport, scenario))
+                    } catch BenchError.noSessions(let failed, let reason) where failed.isEngineIO {
+                        // A SockJS server without Engine.IO: the SockJS rows still count.
+                        let note = "\(transport.rawValue): no Engine.IO session at \(options.target!)\(options.engineIOPath)/ (\(reason))"
+                        progress(note)
+                        skipped.append(note)
+                        break
+                    }
                 }
             }
         } catch {
@@ -144,6 +160,7 @@ public struct BenchRunner: Sendable {
             throw error
         }
         try? await ownGroup?.shutdownGracefully()
+        if !skipped.isEmpty { report.skipped = skipped }
         return report
     }
 
@@ -388,7 +405,7 @@ struct Run: Sendable {
         // Every measurement starts on an idle server (the last one may have overloaded it).
         try await settle()
         progress("\(scenario.rawValue) · \(transport.rawValue): connecting \(options.clients) sessions")
-        let path = scenario == .push ? options.broadcastPath : options.echoPath
+        let path = transport.isEngineIO ? options.engineIOPath : scenario == .push ? options.broadcastPath : options.echoPath
         var (sessions, errors) = await connect(transport, path: path, count: options.clients)
         guard !sessions.isEmpty else { throw BenchError.noSessions(transport, errors.first ?? "?") }
         switch scenario {

@@ -190,6 +190,9 @@ extension BenchReport {
             }
             page += "</table>\n"
         }
+        if let skipped, !skipped.isEmpty {
+            page += "<h3>not measured</h3>\n<ul>\n" + skipped.map { "<li>\(escape($0))</li>\n" }.joined() + "</ul>\n"
+        }
         page += "<h2>Data</h2>\n<pre>\(escape(try json()))</pre>\n</body></html>\n"
         return page
     }

@@ -34,6 +34,9 @@ extension BenchReport {
                 out += "| " + cells.joined(separator: " | ") + " |\n"
             }
         }
+        if let skipped, !skipped.isEmpty {
+            out += "\nnot measured\n\n" + skipped.map { "- \($0)\n" }.joined()
+        }
         return out
     }
 }

@@ -176,7 +176,8 @@ public struct SoakRunner: Sendable {
         public var sessionsPerTransport = 100
         /// Chat members per transport.
         public var chatMembersPerTransport = 3
-        public var transports: [SockwayClientTransport] = SockwayClientTransport.allCases
+        /// SockJS transports: the soak's echo and chat endpoints are SockJS ones.
+        public var transports: [SockwayClientTransport] = SockwayClientTransport.sockJS
         /// Messages in one burst, and seconds between bursts.
         public var burstMessages = 2500
         public var burstInterval: Double = 5

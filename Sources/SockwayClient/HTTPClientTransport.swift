@@ -52,7 +52,7 @@ final class HTTPClientTransport: ClientTransportDriver {
             return (.GET, sessionPath + "/eventsource", [("Accept", "text/event-stream")], .eventSource)
         case .jsonpPolling:
             return (.GET, sessionPath + "/jsonp?c=_sockway.cb", [], .jsonp)
-        case .xhrPolling, .webSocket, .rawWebSocket:
+        case .xhrPolling, .webSocket, .rawWebSocket, .engineIOPolling, .engineIOWebSocket:
             return (.POST, sessionPath + "/xhr", [], .lines)
         }
     }

@@ -2,7 +2,8 @@ import NIOCore
 import NIOPosix
 import SockwaySockJS
 
-/// The ways a client can reach a SockJS service.
+/// The ways a client can reach a service: the SockJS transports, and Engine.IO v4's two (whose URL
+/// is the Engine.IO endpoint, e.g. `http://127.0.0.1:8080/engine.io`).
 public enum SockwayClientTransport: String, CaseIterable, Sendable, Codable {
     /// `/websocket`: plain WebSocket messages, no SockJS framing (Sockway and sockjs-node serve it).
     case rawWebSocket = "raw-websocket"
@@ -16,14 +17,28 @@ public enum SockwayClientTransport: String, CaseIterable, Sendable, Codable {
     case xhrPolling = "xhr-polling"
     /// `jsonp?c=…` (one frame per response, as a script) to receive, `jsonp_send` to send.
     case jsonpPolling = "jsonp-polling"
+    /// Engine.IO v4 HTTP long-polling: a `GET` loop to receive, `POST`s to send (one at a time, with
+    /// what queued meanwhile in the next, packets joined by `\x1e`); no upgrade.
+    case engineIOPolling = "engineio-polling"
+    /// Engine.IO v4 over a WebSocket-only session (`?EIO=4&transport=websocket`), a packet per frame.
+    case engineIOWebSocket = "engineio-websocket"
+
+    /// The SockJS transports.
+    public static let sockJS: [SockwayClientTransport] = [.rawWebSocket, .webSocket, .xhrStreaming, .eventSource, .xhrPolling, .jsonpPolling]
+
+    /// Engine.IO's transports: they reach an Engine.IO endpoint, not a SockJS one, and take no fallback.
+    public static let engineIO: [SockwayClientTransport] = [.engineIOPolling, .engineIOWebSocket]
 
     /// sockjs-client's order of preference among the transports it has in Node and browsers.
     public static let fallbackOrder: [SockwayClientTransport] = [.webSocket, .xhrStreaming, .eventSource, .xhrPolling, .jsonpPolling]
 
     /// Round trips to open, for the connect timeout (sockjs-client's `roundTrips`).
-    var roundTrips: Int { self == .jsonpPolling ? 1 : 2 }
+    var roundTrips: Int { self == .jsonpPolling || isEngineIO ? 1 : 2 }
 
-    var usesWebSocket: Bool { self == .rawWebSocket || self == .webSocket }
+    var usesWebSocket: Bool { self == .rawWebSocket || self == .webSocket || self == .engineIOWebSocket }
+
+    /// Whether this is one of Engine.IO's transports.
+    public var isEngineIO: Bool { self == .engineIOPolling || self == .engineIOWebSocket }
 }
 
 /// Why a client could not connect, or what ended its session.
@@ -38,8 +53,10 @@ public enum SockwayClientError: Error, Hashable, Sendable {
     case unexpectedStatus(Int)
     /// The server closed the session before it opened (`c[code,"reason"]`).
     case closedBeforeOpen(SockJSCloseReason)
-    /// The server sent bytes that are not SockJS frames.
+    /// The server sent bytes that are not SockJS frames (or Engine.IO packets).
     case protocolError(String)
+    /// Several transports given, one of them Engine.IO's: Engine.IO transports have no fallback.
+    case engineIOTransportNotAlone
     /// The connection went away.
     case connectionClosed
     /// Every transport failed; what each one failed with, in order.
@@ -49,7 +66,8 @@ public enum SockwayClientError: Error, Hashable, Sendable {
 /// How a client connects and what it bounds.
 public struct SockwayClientConfiguration: Sendable {
     /// Transports to try, in order: one means that transport only; several means sockjs-client's
-    /// fallback (`/info` first, then each in turn until one opens).
+    /// fallback (`/info` first, then each in turn until one opens). An Engine.IO transport must be
+    /// the only one.
     public var transports: [SockwayClientTransport]
     /// Offer permessage-deflate on WebSocket transports.
     public var webSocketCompression: Bool
@@ -115,7 +133,8 @@ public struct SockwayClientConfiguration: Sendable {
 /// ```
 public enum SockwayClient {
     /// Opens a session with the service at `url` (`http://host:port/prefix`). Returns once the server
-    /// has sent its open frame (for the raw WebSocket URL: once the handshake is done).
+    /// has sent its open frame (for the raw WebSocket URL: once the handshake is done; for Engine.IO:
+    /// once its `open` packet came).
     public static func connect(
         to url: String,
         configuration: SockwayClientConfiguration = .init()
@@ -124,6 +143,9 @@ public enum SockwayClient {
         let loop = configuration.eventLoopGroup.any()
         let meter = TrafficMeter()
         var transports = configuration.transports
+        if transports.count > 1, transports.contains(where: \.isEngineIO) {
+            throw SockwayClientError.engineIOTransportNotAlone
+        }
         var rto: TimeAmount?
         if transports.count > 1 {
             let info = try await ServerInfo.fetch(target: target, on: loop, meter: meter, configuration: configuration)
@@ -159,12 +181,19 @@ public enum SockwayClient {
     ) async throws -> SockwayClientSession {
         let session = SockwayClientSession(transport: transport, eventLoop: loop, meter: meter, configuration: configuration)
         let opened = loop.makePromise(of: Void.self)
-        let path = transport == .rawWebSocket ? "/websocket" : "/\(Int.random(in: 0..<1000))/\(randomSessionID())"
+        let path = switch transport {
+        case .rawWebSocket: "/websocket"
+        case .engineIOWebSocket: EngineIOClientMachine.webSocketPath
+        case .engineIOPolling: ""
+        default: "/\(Int.random(in: 0..<1000))/\(randomSessionID())"
+        }
         loop.execute {
             let core = session.core.value
             core.opened = opened
             switch transport {
-            case .rawWebSocket, .webSocket:
+            case .engineIOPolling:
+                core.transport = EngineIOPollingClientTransport(core: core, target: target, meter: meter, timeout: timeout, loop: loop)
+            case .rawWebSocket, .webSocket, .engineIOWebSocket:
                 core.transport = WebSocketClientTransport(
                     core: core,
                     target: target,

@@ -5,12 +5,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import SockwayEngineIO
 import SockwaySockJS
 import SockwayWebSocket
 import SockwayZlib
 
-/// The WebSocket transports: SockJS frames in text messages (`websocket`), or plain messages (the raw
-/// `/websocket` URL). permessage-deflate is offered when configured.
+/// The WebSocket transports: SockJS frames in text messages (`websocket`), plain messages (the raw
+/// `/websocket` URL), or Engine.IO packets (a WebSocket-only Engine.IO session, pings answered with
+/// pongs). permessage-deflate is offered when configured.
 final class WebSocketClientTransport: ClientTransportDriver {
     private weak var core: ClientSessionCore?
     private let target: ClientTarget
@@ -19,7 +21,18 @@ final class WebSocketClientTransport: ClientTransportDriver {
     private let timeout: TimeAmount
     private let loop: any EventLoop
     private let configuration: SockwayClientConfiguration
-    private let raw: Bool
+    /// What a text message carries.
+    private enum Framing {
+        /// The message itself.
+        case raw
+        /// A SockJS frame; sends are `["message"]`.
+        case sockJS
+        /// An Engine.IO packet; sends are `4message`.
+        case engineIO
+    }
+
+    private let framing: Framing
+    private var engineIO = EngineIOClientMachine()
     private var channel: (any Channel)?
     private var deflate: ClientDeflate?
     private var stopped = false
@@ -38,7 +51,11 @@ final class WebSocketClientTransport: ClientTransportDriver {
         self.timeout = timeout
         self.loop = loop
         self.configuration = core.configuration
-        self.raw = core.kind == .rawWebSocket
+        switch core.kind {
+        case .rawWebSocket: framing = .raw
+        case .engineIOWebSocket: framing = .engineIO
+        default: framing = .sockJS
+        }
     }
 
     func start() {
@@ -106,7 +123,8 @@ final class WebSocketClientTransport: ClientTransportDriver {
     }
 
     private func opened() {
-        if raw { core?.rawOpened() }
+        // SockJS and Engine.IO sessions open with their first frame.
+        if framing == .raw { core?.rawOpened() }
     }
 
     fileprivate func handshakeFailed(_ error: any Error) {
@@ -117,9 +135,15 @@ final class WebSocketClientTransport: ClientTransportDriver {
 
     fileprivate func receivedText(_ text: ByteBuffer) {
         guard let core else { return }
-        if raw {
+        switch framing {
+        case .raw:
             core.deliver(SockJSMessageBatch(message: text))
             return
+        case .engineIO:
+            if let action = engineIO.receivedWebSocketFrame(text, binary: false) { handle(action, core: core) }
+            return
+        case .sockJS:
+            break
         }
         // An empty message carries nothing; anything else is one SockJS frame.
         guard text.readableBytes > 0 else { return }
@@ -127,6 +151,30 @@ final class WebSocketClientTransport: ClientTransportDriver {
             core.received(try SockJSReceivedFrame.parse(text))
         } catch {
             core.fail(SockwayClientError.protocolError("not a SockJS frame"))
+        }
+    }
+
+    /// A binary message: only Engine.IO reads it (and drops it: the session's faces carry text).
+    fileprivate func receivedBinary(_ data: ByteBuffer) {
+        guard framing == .engineIO, let core else { return }
+        if let action = engineIO.receivedWebSocketFrame(data, binary: true) { handle(action, core: core) }
+    }
+
+    private func handle(_ action: EngineIOClientMachine.Action, core: ClientSessionCore) {
+        switch action {
+        case .open:
+            core.received(.open)
+        case .deliver(let messages):
+            core.deliver(messages)
+        case .sendPong:
+            guard let channel, upgraded, !stopped else { return }
+            var frame = channel.allocator.buffer(capacity: 8)
+            appendFrame(.text, payload: EngineIOPacket.pong.webSocketFrame(allocator: channel.allocator).data, to: &frame, allocator: channel.allocator)
+            channel.writeAndFlush(frame, promise: nil)
+        case .close(let reason):
+            core.received(.close(reason))
+        case .fail(let why):
+            core.fail(SockwayClientError.protocolError(why))
         }
     }
 
@@ -154,12 +202,17 @@ final class WebSocketClientTransport: ClientTransportDriver {
         var batch = channel.allocator.buffer(capacity: messages.byteCount + messages.count * 16)
         messages.forEach { message in
             scratch.clear()
-            if raw {
+            switch framing {
+            case .raw:
                 scratch.writeBytes(message)
-            } else {
+            case .sockJS:
                 scratch.writeInteger(UInt8(ascii: "["))
                 SockJSJSON.writeQuoted(utf8: message, into: &scratch)
                 scratch.writeInteger(UInt8(ascii: "]"))
+            case .engineIO:
+                // A text message packet, as `EngineIOPacket.writeWebSocketFrameData` writes it.
+                scratch.writeInteger(EngineIOPacket.PacketType.message.wireByte)
+                scratch.writeBytes(message)
             }
             appendFrame(.text, payload: scratch, to: &batch, allocator: channel.allocator)
         }
@@ -321,7 +374,7 @@ final class WebSocketClientHandler: ChannelInboundHandler {
                 try transport.inflate(frame.data, final: frame.fin, into: &message, limit: maxMessageBytes)
             } else if frame.fin && frame.opcode != .continuation {
                 // A whole message in one frame (the usual case): its bytes are the slice that was read.
-                if messageOpcode == .text { transport.receivedText(frame.data) }
+                if messageOpcode == .text { transport.receivedText(frame.data) } else { transport.receivedBinary(frame.data) }
                 messageOpcode = nil
                 return
             } else {
@@ -334,7 +387,7 @@ final class WebSocketClientHandler: ChannelInboundHandler {
             guard frame.fin else { return }
             let complete = message
             message = ByteBuffer()
-            if messageOpcode == .text { transport.receivedText(complete) }
+            if messageOpcode == .text { transport.receivedText(complete) } else { transport.receivedBinary(complete) }
             messageOpcode = nil
         case .ping:
             _ = transport.writeControl(.pong, payload: frame.data)

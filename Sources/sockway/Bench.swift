@@ -12,7 +12,9 @@ struct Bench: AsyncParsableCommand {
             Without --target, starts `sockway serve` on a free loopback port and measures it. With --target, \
             measures any SockJS server on loopback that has an echo endpoint (--echo-path) and, for the push \
             scenario, an endpoint that broadcasts every message to all its sessions (--broadcast-path); \
-            --server-pid lets the report include that server's CPU and memory.
+            --server-pid lets the report include that server's CPU and memory. The engineio-polling and \
+            engineio-websocket rows use the Engine.IO v4 echo endpoint (--engineio-path); a server without \
+            one gets those rows listed as not measured. Engine.IO has no push row (no broadcast endpoint).
             """
     )
 
@@ -31,7 +33,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("server-threads"), help: "Event loop threads of the started server (default: one per core).")
     var serverThreads: Int?
 
-    @Option(help: "Comma-separated transports (default: all seven).")
+    @Option(help: "Comma-separated transports (default: all nine, the SockJS ones and engineio-polling, engineio-websocket).")
     var transports: String?
 
     @Option(help: "Comma-separated scenarios: echo, push, throughput (default: all).")
@@ -69,6 +71,9 @@ struct Bench: AsyncParsableCommand {
 
     @Option(name: .customLong("broadcast-path"), help: "Broadcast endpoint prefix (push).")
     var broadcastPath = "/chat"
+
+    @Option(name: .customLong("engineio-path"), help: "Engine.IO v4 echo endpoint prefix (the engineio-* rows).")
+    var engineIOPath = "/engine.io"
 
     @Flag(name: .customLong("browser-headers"), help: "Send the request headers a desktop Chrome sends (User-Agent, Accept, Origin, Referer, Sec-Fetch-*, …) on every request, to measure polling as browsers pay for it.")
     var browserHeaders = false
@@ -133,6 +138,7 @@ struct Bench: AsyncParsableCommand {
         options.latencyLimit = latencyLimit
         options.echoPath = echoPath
         options.broadcastPath = broadcastPath
+        options.engineIOPath = engineIOPath.hasSuffix("/") ? String(engineIOPath.dropLast()) : engineIOPath
 
         let terminal = isatty(STDERR_FILENO) != 0
         let runner = BenchRunner(options: options) { line in

@@ -68,8 +68,33 @@ private func result(_ transport: BenchTransport, _ scenario: BenchScenario = .ec
         let charts = html.components(separatedBy: "<svg").count - 1
         #expect(charts == 4 + 4 + 1)  // echo and push: latency, bytes, requests, CPU; throughput
         let bars = html.components(separatedBy: "class=\"bar\"").count - 1
-        // Echo latency: 5 percentiles × 7 transports, bytes 2 × 7, requests 7, CPU 7; push 5+2+1+1; throughput 1.
-        #expect(bars == 35 + 14 + 7 + 7 + 9 + 1)
+        // Echo latency: 5 percentiles per transport, bytes 2, requests 1, CPU 1; push 5+2+1+1; throughput 1.
+        let transports = BenchTransport.allCases.count
+        #expect(transports == 9)
+        #expect(bars == 5 * transports + 2 * transports + transports + transports + 9 + 1)
+    }
+
+    // Rows that were not measured are listed, with why, in the table, the page and the JSON.
+    @Test func reportListsWhatWasNotMeasured() throws {
+        var report = BenchReport(date: "d", target: "t", server: "s", machine: "m", clients: 1, rate: 1, messageBytes: 64, duration: 1)
+        report.results = [result(.webSocket)]
+        #expect(!report.table().contains("not measured"))
+        report.skipped = ["engineio-polling: no Engine.IO session at t/engine.io/ (unexpectedStatus(404))"]
+        #expect(report.table().contains("not measured\n\n- engineio-polling: no Engine.IO session"))
+        #expect(try report.html().contains("<li>engineio-polling: no Engine.IO session"))
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: Data(try report.json().utf8))
+        #expect(decoded == report)
+        // Reports written before the field existed still read.
+        let old = try report.json().replacingOccurrences(of: #""skipped""#, with: #""unknownKey""#)
+        #expect(try JSONDecoder().decode(BenchReport.self, from: Data(old.utf8)).skipped == nil)
+    }
+
+    // The Engine.IO rows map to the client's Engine.IO transports.
+    @Test func engineIORows() {
+        #expect(BenchTransport(rawValue: "engineio-polling")?.clientTransport == .engineIOPolling)
+        #expect(BenchTransport(rawValue: "engineio-websocket")?.clientTransport == .engineIOWebSocket)
+        #expect(BenchTransport.allCases.filter(\.isEngineIO) == [.engineIOPolling, .engineIOWebSocket])
+        #expect(BenchTransport.webSocketDeflate.compression && !BenchTransport.engineIOWebSocket.compression)
     }
 }
 
