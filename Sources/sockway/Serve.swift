@@ -55,6 +55,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("ws-idle-timeout"), help: "Close a WebSocket after this many seconds without a frame from the client (default: never).")
     var wsIdleTimeout: Double?
 
+    @Option(name: .customLong("allowed-origin"), help: "A page origin allowed to use the endpoints (https://example.com); repeat for more. Default: any.")
+    var allowedOrigins: [String] = []
+
     @Option(name: .customLong("eio-ping-interval"), help: "Engine.IO: seconds between server pings.")
     var eioPingInterval: Double = 25
 
@@ -110,6 +113,7 @@ struct Serve: AsyncParsableCommand {
         }
         let options = SockwayEndpointOptions(
             clientScriptURL: sockjsURL,
+            allowedOrigins: allowedOrigins.isEmpty ? nil : Set(allowedOrigins),
             responseLimit: responseLimit,
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
             disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
