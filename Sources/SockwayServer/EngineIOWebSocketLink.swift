@@ -113,6 +113,12 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
             }
             link.core = core
             link.stage = .probing
+            // A session that ends while this WebSocket probes takes the WebSocket with it.
+            core.whenClosed {
+                guard link.stage == .probing else { return }
+                link.stage = .ended
+                link.onConnection { _, connection in connection.close(code: WebSocketCloseCode.normalClosure, reason: "") }
+            }
         }
         // A client that does not finish its upgrade in time loses this WebSocket, not its session.
         upgradeTimer = loop.scheduleTask(in: runtime.engineIO.upgradeTimeout) { [self] in

@@ -67,6 +67,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var heldSends: [HeldSend] = []
     private var nextHeldSendID = 0
     private var releasingHeldSends = false
+    /// Called once the session is closed (``whenClosed(_:)``).
+    private var closeWatchers: [() -> Void] = []
     /// Waiting for the application to read its inbound queue below half (``watchInbound()``).
     private var watchingInbound = false
 
@@ -273,6 +275,19 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         }
     }
 
+    /// Calls `body` once the session is closed (at once if it is): for what hangs on a session without
+    /// being its receiver, such as a WebSocket between its Engine.IO probe and its upgrade.
+    func whenClosed(_ body: @escaping () -> Void) {
+        guard machine.phase == .open || machine.phase == .connecting else { return body() }
+        closeWatchers.append(body)
+    }
+
+    private func runCloseWatchers() {
+        let watchers = closeWatchers
+        closeWatchers = []
+        for watcher in watchers { watcher() }
+    }
+
     /// Whether sends are held, waiting for the outbox to drain.
     var hasHeldSends: Bool { !heldSends.isEmpty }
 
@@ -455,7 +470,9 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
                 delegate?.session(handle, didCloseWith: reason)
                 handle.finishStream()
             }
+            runCloseWatchers()
         case .reap:
+            runCloseWatchers()
             let reap = onReap
             onReap = nil
             delegate = nil

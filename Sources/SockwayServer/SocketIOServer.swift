@@ -348,14 +348,18 @@ public final class SocketIOSocket: Sendable {
     public func join(_ room: String) {
         // Before the socket is connected (in a middleware) the room is only remembered; the
         // namespace learns of it at the CONNECT reply.
-        let joined = state.withLockedValue { state in state.rooms.insert(room).inserted && state.connected }
-        if joined { namespace.join(self, room: room) }
+        // The namespace is told under the socket's lock, so that a join racing the socket's close
+        // cannot leave the id behind in the room (the namespace's lock is only ever taken inside).
+        state.withLockedValue { state in
+            if state.rooms.insert(room).inserted && state.connected { namespace.join(self, room: room) }
+        }
     }
 
     /// Takes the socket out of `room`.
     public func leave(_ room: String) {
-        let left = state.withLockedValue { $0.rooms.remove(room) != nil }
-        if left { namespace.leave(self, room: room) }
+        state.withLockedValue { state in
+            if state.rooms.remove(room) != nil && state.connected { namespace.leave(self, room: room) }
+        }
     }
 
     /// The rooms the socket is in (its own id among them).
@@ -424,14 +428,12 @@ public final class SocketIOSocket: Sendable {
     /// The client has its CONNECT reply: the socket and its rooms (its own id among them) join the
     /// namespace.
     func markConnected() {
-        let rooms = state.withLockedValue { state -> Set<String>? in
-            guard !state.gone else { return nil }
+        state.withLockedValue { state in
+            guard !state.gone else { return }
             state.connected = true
-            return state.rooms
+            namespace.add(self)
+            for room in state.rooms { namespace.join(self, room: room) }
         }
-        guard let rooms else { return }
-        namespace.add(self)
-        for room in rooms { namespace.join(self, room: room) }
     }
 
     /// The socket is gone: it leaves its rooms, pending acknowledgements fail, handlers learn why.
@@ -448,6 +450,7 @@ public final class SocketIOSocket: Sendable {
             return (state.connected, state.rooms, Array(state.pendingAcks.values), state.disconnectHandlers)
         }
         guard wasConnected else { return }
+        // After the lock above no join or leave reaches the namespace any more.
         namespace.remove(self, rooms: rooms)
         for ack in acks {
             ack.timeout?.cancel()

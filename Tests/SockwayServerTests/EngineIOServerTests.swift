@@ -249,6 +249,19 @@ extension InMemoryConnection {
         #expect(try poller.readResponse().status == 400)
     }
 
+    @Test func aSessionThatEndsDuringTheProbeClosesTheProbingWebSocket() throws {
+        let server = engineIOServer()
+        let poller = try server.connect()
+        let sid = try poller.engineIOHandshake()
+        let socket = try server.connect()
+        _ = try socket.upgrade("/engine.io/?EIO=4&transport=websocket&sid=\(sid)")
+        try socket.sendText("2probe")
+        #expect(try socket.readFrames().map(\.text) == ["3probe"])
+        try poller.request("POST", "\(base)&sid=\(sid)", body: "1")
+        #expect(try poller.readResponse().status == 200)
+        #expect(try socket.readFrames().last?.opcode == 0x8)
+    }
+
     @Test func aProbeForAnUnknownSessionIsRefused() throws {
         let server = engineIOServer()
         let connection = try server.connect()
