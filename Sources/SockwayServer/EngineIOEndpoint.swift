@@ -294,16 +294,18 @@ extension SessionCore where Machine == EngineIOSessionStateMachine {
     }
 }
 
-/// Random ids for Engine.IO sessions and Socket.IO sockets: 20 characters of the URL-safe base64
-/// alphabet, 120 random bits, as the reference's.
+/// Random ids for Engine.IO sessions and Socket.IO sockets: 22 characters of the URL-safe base64
+/// alphabet from the system's CSPRNG, 132 random bits (the reference's are 20, 120 bits; an Engine.IO
+/// sid is a bearer token for its session, so at least 122 bits, as a version 4 UUID).
 enum RandomID {
+    static let length = 22
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     static func make() -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(20)
-        for _ in 0..<20 { bytes.append(alphabet[Int(generator.next(upperBound: UInt8(64)))]) }
+        bytes.reserveCapacity(length)
+        for _ in 0..<length { bytes.append(alphabet[Int(generator.next(upperBound: UInt8(64)))]) }
         return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -179,6 +179,21 @@ extension InMemoryConnection {
         #expect(try sender.readResponse().status == 400)
     }
 
+    @Test func sessionIDsCarryAtLeast122RandomBits() throws {
+        // 22 characters of a 64-letter alphabet: 132 bits; and no two alike in a few thousand.
+        let server = engineIOServer()
+        var seen = Set<String>()
+        for _ in 0..<2000 {
+            let id = RandomID.make()
+            #expect(id.utf8.count == 22)
+            #expect(id.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) })
+            seen.insert(id)
+        }
+        #expect(seen.count == 2000)
+        let connection = try server.connect()
+        #expect(try connection.engineIOHandshake().utf8.count == 22)
+    }
+
     @Test func theStickyCookieIsSetWhenAsked() throws {
         let server = InMemoryServer(endpoints: [.engineIO(engineIO: EngineIOOptions(cookie: "io")) { _ in EchoDelegate() }])
         let connection = try server.connect()
