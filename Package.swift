@@ -176,6 +176,7 @@ let package = Package(
                 "SockwayServer",
                 "SockwaySockJS",
                 "SockwayZlib",
+                "SockwayEngineIO",
                 "SockwaySocketIO",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

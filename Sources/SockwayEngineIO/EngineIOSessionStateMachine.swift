@@ -95,7 +95,7 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
     /// its next 100 ms check): a client that completes the upgrade meanwhile has its poll refused
     /// instead, so that a poll and an `upgrade` racing on two connections are taken in the order the
     /// client sent them.
-    public static let upgradePollDelay = TimeAmount.milliseconds(50)
+    public static let upgradePollDelay = TimeAmount.milliseconds(100)
 
     /// - Parameter transport: the transport of the handshake request.
     public init(sid: String, transport: Transport, configuration: Configuration = .init()) {

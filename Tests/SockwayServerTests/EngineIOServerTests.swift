@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import SockwaySockJS
+import SockwayEngineIO
 import SockwaySocketIO
 import Testing
 
@@ -255,7 +256,7 @@ extension InMemoryConnection {
         try socket.sendText("2probe")
         _ = try socket.readFrames()
         try poller.request("GET", "\(base)&sid=\(sid)")
-        server.advance(by: .milliseconds(49))
+        server.advance(by: EngineIOSessionStateMachine.upgradePollDelay - .milliseconds(1))
         #expect(try poller.readText().isEmpty)
         server.advance(by: .milliseconds(1))
         #expect(try poller.readResponse().body == "6")
