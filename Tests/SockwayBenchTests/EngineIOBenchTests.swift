@@ -57,11 +57,14 @@ private func shortOptions(_ transports: [BenchTransport], _ scenarios: [BenchSce
         let webSocket = try #require(report.results.first { $0.transport == .engineIOWebSocket && $0.scenario == .echo })
         // Polling: a GET to receive and a POST to send per message at this low rate (batching only
         // merges what queues while a request is out); a WebSocket makes no request after its handshake.
-        #expect(polling.requestsPerMessage > 0.5 && polling.requestsPerMessage <= 2.05)
+        #expect(polling.requestsPerMessage > 0.5 && polling.requestsPerMessage <= 2.2)
         #expect(webSocket.requestsPerMessage == 0)
-        // One WebSocket frame each way: a 6-byte masked header (client) or 2-byte header (server) + `4` + 64 bytes.
-        #expect(abs(webSocket.bytesSentPerMessage - 71) < 1)
-        #expect(abs(webSocket.bytesReceivedPerMessage - 67) < 1)
+        // One WebSocket frame each way: a 6-byte masked header (client) or 2-byte header (server) + `4` + 64
+        // bytes. Bytes are counted over the window and divided by the messages whose echo came back in
+        // it, so a message sent at one edge of the window and echoed at the other counts on one side only:
+        // with 0.5 s × 3 clients × 40/s ≈ 60 messages, up to a few percent.
+        #expect(webSocket.bytesSentPerMessage >= 71 * 0.95 && webSocket.bytesSentPerMessage < 71 * 1.05)
+        #expect(webSocket.bytesReceivedPerMessage >= 67 * 0.95 && webSocket.bytesReceivedPerMessage < 67 * 1.05)
         #expect(report.results.contains { $0.transport == .xhrPolling && $0.scenario == .push })
         let table = report.table()
         #expect(table.contains("| engineio-polling |") && table.contains("| engineio-websocket |"))
