@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SockwayEngineIO", targets: ["SockwayEngineIO"]),
         .library(name: "SockwaySocketIO", targets: ["SockwaySocketIO"]),
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
+        .library(name: "SockwayHTTP", targets: ["SockwayHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -53,6 +54,15 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
+        // A strict HTTP/1.1 request parser: the one place where a request's bounds and framing are read.
+        .target(
+            name: "SockwayHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         .target(
             name: "SockwayWebSocket",
             dependencies: [
@@ -75,6 +85,7 @@ let package = Package(
                 "SockwayAsync",
                 "SockwayCore",
                 "SockwayEngineIO",
+                "SockwayHTTP",
                 "SockwaySockJS",
                 "SockwaySocketIO",
                 "SockwayWebSocket",
@@ -140,6 +151,11 @@ let package = Package(
         .testTarget(
             name: "SockwaySocketIOTests",
             dependencies: ["SockwaySocketIO", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayHTTPTests",
+            dependencies: ["SockwayHTTP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SockwayHTTP
 import SockwaySockJS
 import SockwayWebSocket
 
@@ -22,6 +23,26 @@ public struct SockwayConfiguration: Sendable {
     /// embedding application that manages this itself). Default 10 s: a trim of a few hundred MiB of
     /// heap takes milliseconds, on one event loop.
     public var memoryTrimInterval: TimeAmount?
+    /// How long a client has to send a whole request head, from its first byte (or from the
+    /// connection's opening); then the connection is closed with `408`. Bounds slow-head ("slowloris")
+    /// clients. Default 10 s.
+    public var requestHeadTimeout: TimeAmount
+    /// How long a request body may pause between two reads before the connection is closed with
+    /// `408`. Default 30 s.
+    public var requestBodyTimeout: TimeAmount
+    /// How long a kept-alive connection may wait idle for its next request before it is closed
+    /// (nginx's default). Default 75 s.
+    public var keepAliveTimeout: TimeAmount
+    /// Longest request line, in bytes; more is answered `414`. Default 8 KiB.
+    public var maxRequestLineBytes: Int
+    /// Largest request head (request line and fields), in bytes; more is answered `431`. Default 16 KiB.
+    public var maxRequestHeadBytes: Int
+    /// Most header fields in a request; more is answered `431`. Default 100.
+    public var maxRequestHeaderFields: Int
+    /// Bytes a connection may have sent ahead (pipelined requests) while its current request is being
+    /// answered or its responses are unread; past this the server stops reading from it until they
+    /// drain. Default 64 KiB.
+    public var maxPipelinedBytes: Int
 
     public init(
         host: String = "127.0.0.1",
@@ -30,7 +51,14 @@ public struct SockwayConfiguration: Sendable {
         shutdownGracePeriod: TimeAmount = .seconds(1),
         demoPage: Bool = true,
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
-        memoryTrimInterval: TimeAmount? = .seconds(10)
+        memoryTrimInterval: TimeAmount? = .seconds(10),
+        requestHeadTimeout: TimeAmount = .seconds(10),
+        requestBodyTimeout: TimeAmount = .seconds(30),
+        keepAliveTimeout: TimeAmount = .seconds(75),
+        maxRequestLineBytes: Int = 8192,
+        maxRequestHeadBytes: Int = 16384,
+        maxRequestHeaderFields: Int = 100,
+        maxPipelinedBytes: Int = 64 * 1024
     ) {
         self.host = host
         self.port = port
@@ -39,6 +67,17 @@ public struct SockwayConfiguration: Sendable {
         self.demoPage = demoPage
         self.clientScriptURL = clientScriptURL
         self.memoryTrimInterval = memoryTrimInterval
+        self.requestHeadTimeout = requestHeadTimeout
+        self.requestBodyTimeout = requestBodyTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.maxRequestLineBytes = maxRequestLineBytes
+        self.maxRequestHeadBytes = maxRequestHeadBytes
+        self.maxRequestHeaderFields = maxRequestHeaderFields
+        self.maxPipelinedBytes = maxPipelinedBytes
+    }
+
+    var requestLimits: HTTPRequestParser.Limits {
+        .init(maxRequestLineBytes: maxRequestLineBytes, maxHeadBytes: maxRequestHeadBytes, maxHeaderFields: maxRequestHeaderFields)
     }
 }
 

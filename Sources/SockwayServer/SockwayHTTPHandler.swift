@@ -5,10 +5,12 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import SockwayEngineIO
+import SockwayHTTP
 import SockwaySockJS
 import SockwayWebSocket
 
@@ -19,6 +21,8 @@ final class ServerRuntime: Sendable {
     let engineIOEndpoints: [EngineIORuntime]
     let configuration: SockwayConfiguration
     let maxMessageBytes: Int
+    /// Refusals of hostile or broken clients: logged without flooding, counted.
+    let refusals: RefusalLog
     private let loopResources: [LoopResources]
 
     /// State shared by the connections of one event loop; touched only on that loop.
@@ -28,8 +32,9 @@ final class ServerRuntime: Sendable {
         init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
     }
 
-    init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop]) {
+    init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop], logger: Logger = Logger(label: "sockway")) {
         self.configuration = configuration
+        self.refusals = RefusalLog(logger: logger)
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }
         self.endpoints = endpoints
             .filter { $0.engineIO == nil }
@@ -74,10 +79,16 @@ final class ServerRuntime: Sendable {
     }
 }
 
-/// Serves one HTTP/1.x connection: every SockJS route but the WebSocket upgrade, which the upgrader
-/// takes before this handler sees the request.
+/// Serves one HTTP/1.x connection: reads requests with Sockway's strict parser, answers every route,
+/// and switches the connection to WebSocket on an accepted upgrade.
+///
+/// Requests are read one at a time: the next pipelined request is parsed only once the current one is
+/// answered and the connection is writable (its earlier responses are being read). Bytes sent ahead
+/// are kept raw, up to ``SockwayConfiguration/maxPipelinedBytes``; then reading stops until they are
+/// served, so a client that pipelines without reading holds a bounded amount of server memory.
 final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -92,20 +103,25 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private enum Mode {
         case idle
+        /// A request's head is read; its body (bounded by `limit`) is being collected. Requests are
+        /// acted on only once complete, so that nothing is answered for a request whose framing turns
+        /// out to be broken (a smuggling attempt).
+        case reading(HTTPRequestHead, limit: Int)
         /// A complete response is written (or being written); the rest of the request is ignored.
         case responded
         case collecting(SendContext)
         case delivering
         case receiving(HTTPReceiver, EndpointRuntime, sessionID: String)
-        /// An Engine.IO POST body is being read.
+        /// An Engine.IO POST body is complete and goes to its session.
         case engineIOCollecting(EngineIORuntime, EngineIOQuery, cors: HTTPHeaders)
-        /// A WebSocket upgrade on a connection that served requests before (NIO's upgrader only looks
-        /// at the first): its end is awaited, then the upgrade is decided.
+        /// A WebSocket upgrade: its end is awaited, then the upgrade is decided.
         case awaitingUpgrade(HTTPRequestHead)
         /// The connection is switching to WebSocket; nothing more is read as HTTP.
         case upgrading
         /// An Engine.IO poll is attached to its session (or on its way there).
         case engineIOPolling(EngineIOPollReceiver, EngineIORuntime, sid: String, headers: HTTPHeaders)
+        /// The request could not be read (or timed out): answered, then the connection closes.
+        case failed
     }
 
     private let server: ServerRuntime
@@ -114,101 +130,243 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var body = ByteBuffer()
     private var requestHead: HTTPRequestHead?
     private var keepAlive = true
-    private var requestComplete = false
+    private var requestComplete = true
     private var responseComplete = true
-    /// Parts of pipelined requests that arrived while a response was still going. We keep reading
-    /// (unlike NIO's pipelining helper, which stops at once) so that a client closing a long poll is
-    /// noticed, up to ``maxPipelinedParts``; then reading pauses until they are served. Every
-    /// pipelined request gets its answer: none is dropped by closing the connection.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
-    static let maxPipelinedParts = 64
+
+    private var parser: HTTPRequestParser
+    /// Bytes read and not parsed yet: the rest of the current request, and requests sent ahead.
+    private var inbound = ByteBuffer()
     private var readsPaused = false
     private var readPending = false
+    private var isParsing = false
 
-    /// Performs upgrades on requests after the first (clients with a connection pool, such as
-    /// aiohttp, open a WebSocket on a kept-alive connection); `nil` in tests without WebSocket.
-    private let lateUpgrader: SockwayWebSocketUpgrader?
+    /// The connection's one timer: the head deadline, the body's idle timeout or the keep-alive timeout,
+    /// whichever applies now (``currentDeadline``). It is re-armed lazily when it fires.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    /// When the connection last started waiting for a request (opened, or a response completed).
+    private var idleSince = NIODeadline.uptimeNanoseconds(0)
+    /// When the first byte of the head being read arrived.
+    private var headStartedAt: NIODeadline?
+    /// When body bytes of the current request last arrived.
+    private var bodyProgressAt = NIODeadline.uptimeNanoseconds(0)
+
+    /// Performs WebSocket upgrades; `nil` in tests without WebSocket.
+    private let upgrader: SockwayWebSocketUpgrader?
     private var requestsSeen = 0
     /// The request being replayed as plain HTTP after its upgrade was declined.
     private var upgradeDeclined = false
 
-    init(server: ServerRuntime, lateUpgrader: SockwayWebSocketUpgrader? = nil) {
+    init(server: ServerRuntime, upgrader: SockwayWebSocketUpgrader? = nil) {
         self.server = server
-        self.lateUpgrader = lateUpgrader
+        self.upgrader = upgrader
+        self.parser = HTTPRequestParser(limits: server.configuration.requestLimits)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        idleSince = context.eventLoop.now
+        if context.channel.isActive { updateTimer(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         self.context = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if requestComplete && !responseComplete || !pipelined.isEmpty {
-            // What one read decoded is kept whole (at most a read's bytes past the bound).
-            pipelined.append(part)
-            if pipelined.count >= Self.maxPipelinedParts { readsPaused = true }
-            return
-        }
-        handlePart(part, context: context)
+    func channelActive(context: ChannelHandlerContext) {
+        idleSince = context.eventLoop.now
+        updateTimer(context: context)
+        context.fireChannelActive()
     }
 
-    private func handlePart(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if case .failed = mode { return }
+        if case .upgrading = mode {
+            inbound.writeBuffer(&bytes)
+            return
+        }
+        if inbound.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound.writeBuffer(&bytes)
+        }
+        if case .reading = mode { bodyProgressAt = context.eventLoop.now }
+        parseRequests(context: context)
+    }
+
+    /// Parses and handles request parts while the connection may take the next one.
+    private func parseRequests(context: ChannelHandlerContext) {
+        guard !isParsing else { return }
+        isParsing = true
+        defer { isParsing = false }
+        while self.context != nil {
+            switch mode {
+            case .failed, .upgrading:
+                return
+            default:
+                break
+            }
+            if requestComplete {
+                // Between requests: the next one waits until this one is answered and the client reads.
+                guard responseComplete, context.channel.isWritable, keepAlive else { break }
+            }
+            let part: HTTPRequestParser.Part?
+            do {
+                part = try parser.next(&inbound)
+            } catch {
+                refuseRequest(error, context: context)
+                return
+            }
+            guard let part else { break }
+            handlePart(part, context: context)
+        }
+        if inbound.readableBytes == 0 {
+            inbound.clear()
+        } else if inbound.readerIndex > 4096 && inbound.readerIndex > inbound.readableBytes {
+            inbound.discardReadBytes()
+        }
+        let shouldPause = inbound.readableBytes >= server.configuration.maxPipelinedBytes
+        if shouldPause != readsPaused {
+            readsPaused = shouldPause
+            if !shouldPause && readPending {
+                readPending = false
+                context.read()
+            }
+        }
+        updateTimer(context: context)
+    }
+
+    private func handlePart(_ part: HTTPRequestParser.Part, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             requestHead = head
+            headStartedAt = nil
             keepAlive = head.isKeepAlive
-            // NIO's decoder parses nothing after a request that asks for a protocol upgrade: one that
-            // is answered as plain HTTP ends the connection, or the next request would hang.
+            // A request that asks for a protocol upgrade and is answered as plain HTTP ends the
+            // connection: the client may already be sending in the other protocol.
             if head.headers.contains(name: "upgrade") { keepAlive = false }
             requestComplete = false
             responseComplete = false
             requestsSeen += 1
-            if requestsSeen > 1, !upgradeDeclined, lateUpgrader != nil, head.method == .GET,
+            body.clear()
+            if !upgradeDeclined, upgrader != nil, head.method == .GET,
                 head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
             {
                 mode = .awaitingUpgrade(head)
                 return
             }
             upgradeDeclined = false
-            handleHead(head, context: context)
-        case .body(var part):
-            if case .engineIOCollecting(let runtime, _, let cors) = mode {
-                if body.readableBytes + part.readableBytes > runtime.engineIO.maxPayload {
-                    keepAlive = false
-                    respondEngineIO(.payloadTooLarge, headers: cors, body: nil, context: context)
-                } else {
-                    body.writeBuffer(&part)
-                }
+            let limit = bodyLimit(for: head)
+            if case .contentLength(let length) = parser.bodyFraming, length > limit {
+                refuseBody(head, context: context)
                 return
             }
-            guard case .collecting(let send) = mode else { return }
-            if body.readableBytes + part.readableBytes > send.runtime.rules.maxSendBodyBytes {
-                keepAlive = false
-                respond(.error(413, "Payload too large.", headers: send.errorHeaders), context: context)
-                return
+            if parser.bodyFraming != .none, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            body.writeBuffer(&part)
+            bodyProgressAt = context.eventLoop.now
+            mode = .reading(head, limit: limit)
+        case .body(let part):
+            guard case .reading(let head, let limit) = mode else { return }
+            if body.readableBytes + part.readableBytes > limit {
+                refuseBody(head, context: context)
+            } else if body.readableBytes == 0 {
+                body = part
+            } else {
+                var part = part
+                body.writeBuffer(&part)
+            }
         case .end:
             requestComplete = true
-            if case .awaitingUpgrade(let head) = mode {
-                upgradeLate(head, context: context)
-            } else if case .upgrading = mode {
-                return
-            } else if case .collecting(let send) = mode {
-                finishSend(send, context: context)
-            } else if case .engineIOCollecting(let runtime, let query, let cors) = mode {
-                finishEngineIOPost(runtime: runtime, query: query, cors: cors, context: context)
-            } else {
+            switch mode {
+            case .awaitingUpgrade(let head):
+                upgrade(head, context: context)
+            case .reading(let head, _):
+                mode = .idle
+                handleHead(head, context: context)
+                if case .collecting(let send) = mode {
+                    finishSend(send, context: context)
+                } else if case .engineIOCollecting(let runtime, let query, let cors) = mode {
+                    finishEngineIOPost(runtime: runtime, query: query, cors: cors, context: context)
+                }
+            default:
                 finishIfDone(context: context)
             }
         }
     }
 
+    /// The largest body the request's URL takes: a send's or an Engine.IO POST's bound; a small
+    /// one elsewhere (a body there is read and ignored).
+    private func bodyLimit(for head: HTTPRequestHead) -> Int {
+        let uri = head.uri[...]
+        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        if let engineIO = server.matchEngineIO(path: path) { return engineIO.engineIO.maxPayload }
+        if let (runtime, _) = server.match(path: path) { return runtime.rules.maxSendBodyBytes }
+        return 64 * 1024
+    }
+
+    /// A body over its bound: `413` at once (with the endpoint's CORS headers, so a page can read it),
+    /// and the connection closes.
+    private func refuseBody(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        keepAlive = false
+        server.refusals.log(.bodyTooLarge, from: context.channel.remoteAddress)
+        let uri = head.uri[...]
+        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        if server.matchEngineIO(path: path) != nil {
+            respondEngineIO(.payloadTooLarge, headers: EngineIORuntime.corsHeaders(origin: head.headers.first(name: "origin")), body: nil, context: context)
+            return
+        }
+        var headers: [SockJSHeader] = []
+        if let (runtime, relativePath) = server.match(path: path) {
+            let request = SockJSRequest(
+                method: head.method.rawValue,
+                path: String(relativePath),
+                query: "",
+                origin: head.headers.first(name: "origin"),
+                accessControlRequestHeaders: nil,
+                cookie: head.headers.first(name: "cookie"),
+                ifNoneMatch: nil,
+                contentType: nil
+            )
+            if case .send(_, _, _, let errorHeaders) = runtime.rules.decide(request, now: 0, entropy: 0) { headers = errorHeaders }
+        }
+        respond(.error(413, "Payload too large.", headers: headers), context: context)
+    }
+
+    /// A request that is not HTTP/1.1 as Sockway reads it: answered with the error's status and
+    /// `Connection: close`; nothing after it on the connection is read.
+    private func refuseRequest(_ error: HTTPRequestError, context: ChannelHandlerContext) {
+        server.refusals.log(.malformedRequest(error), from: context.channel.remoteAddress)
+        if case .responded = mode {
+            // Already answered (a body over its bound) and closing.
+            mode = .failed
+            return
+        }
+        mode = .failed
+        closeWithStatus(error.status, reason: error.description, context: context)
+    }
+
+    /// Writes a short plain-text error response and closes the connection once it is out.
+    private func closeWithStatus(_ status: HTTPResponseStatus, reason: String, context: ChannelHandlerContext) {
+        keepAlive = false
+        readsPaused = true
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
+        headers.add(name: "Content-Length", value: String(reason.utf8.count + 1))
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: reason + "\n")))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         if case .receiving(let receiver, let runtime, let sessionID) = mode {
             mode = .idle
             runtime.store.owner(of: sessionID).execute {
@@ -224,9 +382,14 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .receiving(let receiver, let runtime, let sessionID) = mode {
-            runtime.store.owner(of: sessionID).execute {
-                runtime.store.session(id: sessionID)?.receiverBecameWritable(receiver)
+        if context.channel.isWritable {
+            if case .receiving(let receiver, let runtime, let sessionID) = mode {
+                runtime.store.owner(of: sessionID).execute {
+                    runtime.store.session(id: sessionID)?.receiverBecameWritable(receiver)
+                }
+            } else if requestComplete && responseComplete {
+                // The client read its earlier responses: requests it sent ahead are served now.
+                parseRequests(context: context)
             }
         }
         context.fireChannelWritabilityChanged()
@@ -241,9 +404,72 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A refused WebSocket upgrade is reported here, then the request arrives as plain HTTP.
-        if error is NIOWebSocketUpgradeError { return }
         context.close(promise: nil)
+    }
+
+    // MARK: Timeouts
+
+    /// When the connection must have made progress by, if it is waiting on its client now.
+    private var currentDeadline: (deadline: NIODeadline, expiry: Expiry)? {
+        let configuration = server.configuration
+        switch mode {
+        case .idle where requestComplete:
+            if !parser.isAwaitingRequest || inbound.readableBytes > 0 {
+                return ((headStartedAt ?? idleSince) + configuration.requestHeadTimeout, .head)
+            }
+            if requestsSeen == 0 { return (idleSince + configuration.requestHeadTimeout, .head) }
+            return (idleSince + configuration.keepAliveTimeout, .idle)
+        case .reading:
+            return (bodyProgressAt + configuration.requestBodyTimeout, .body)
+        default:
+            return nil
+        }
+    }
+
+    private enum Expiry {
+        case head, body, idle
+    }
+
+    /// Arms the timer for the current deadline if it is earlier than the one armed.
+    private func updateTimer(context: ChannelHandlerContext) {
+        if case .idle = mode, requestComplete, headStartedAt == nil, !parser.isAwaitingRequest || inbound.readableBytes > 0 {
+            headStartedAt = context.eventLoop.now
+        }
+        guard let (deadline, _) = currentDeadline else { return }
+        if let armed = timerDeadline, armed <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            this.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        guard let context, let (deadline, expiry) = currentDeadline else { return }
+        guard deadline <= context.eventLoop.now else {
+            updateTimer(context: context)
+            return
+        }
+        switch expiry {
+        case .idle:
+            context.close(promise: nil)
+        case .head:
+            server.refusals.log(.headTimeout, from: context.channel.remoteAddress)
+            mode = .failed
+            if requestsSeen == 0 && inbound.readableBytes == 0 && parser.isAwaitingRequest {
+                // Nothing was ever sent: there is nobody to answer.
+                context.close(promise: nil)
+            } else {
+                closeWithStatus(.requestTimeout, reason: "Request head not received in time.", context: context)
+            }
+        case .body:
+            server.refusals.log(.bodyTimeout, from: context.channel.remoteAddress)
+            mode = .failed
+            closeWithStatus(.requestTimeout, reason: "Request body not received in time.", context: context)
+        }
     }
 
     // MARK: Requests
@@ -301,7 +527,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context: context
             )
         case .send(let sessionID, let transport, let success, let errorHeaders):
-            body.clear()
             mode = .collecting(
                 SendContext(
                     runtime: runtime,
@@ -389,10 +614,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    // MARK: WebSocket upgrade after the first request
+    // MARK: WebSocket upgrade
 
-    private func upgradeLate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard let upgrader = lateUpgrader else { return }
+    private func upgrade(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let upgrader else { return }
         mode = .upgrading
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
@@ -411,24 +636,16 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     handler.upgradeDeclined = true
                     handler.requestsSeen -= 1
                     handler.handlePart(.head(head), context: context)
-                    handler.handlePart(.end(nil), context: context)
+                    handler.handlePart(.end, context: context)
                 }
             }
     }
 
-    /// Answers `101`, takes the HTTP handlers out and puts the WebSocket handler in. The client sends
-    /// no frame before it has the `101`, so nothing is left in the HTTP decoder.
+    /// Answers `101`, takes the HTTP handlers out and puts the WebSocket handler in; bytes that came
+    /// after the request (frames a client sent without waiting for the `101`) go to it.
     private func switchToWebSocket(_ head: HTTPRequestHead, headers: HTTPHeaders, upgrader: SockwayWebSocketUpgrader, context: ChannelHandlerContext) {
-        let pipeline = context.pipeline.syncOperations
-        if let errors = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
-            pipeline.removeHandler(errors, promise: nil)
-        }
-        if let validator = try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
-            pipeline.removeHandler(validator, promise: nil)
-        }
-        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            pipeline.removeHandler(decoder, promise: nil)
-        }
+        timer?.cancel()
+        timer = nil
         let response = HTTPResponseHead(version: head.version, status: .switchingProtocols, headers: headers)
         context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { [self] result in
             guard case .success = result, let context = self.context else {
@@ -441,6 +658,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     pipeline.removeHandler(encoder, promise: nil)
                 }
                 try upgrader.installHandler(context.channel, head)
+                if self.inbound.readableBytes > 0 {
+                    let leftover = self.inbound
+                    self.inbound = ByteBuffer()
+                    context.fireChannelRead(self.wrapInboundOut(leftover))
+                }
                 pipeline.removeHandler(context: context, promise: nil)
             } catch {
                 context.close(promise: nil)
@@ -482,7 +704,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .OPTIONS:
             respondToEngineIOPreflight(head, cors: cors, context: context)
         case .POST:
-            body.clear()
             mode = .engineIOCollecting(runtime, parsed, cors: cors)
         default:
             // The session's transport decides (on its loop) whether this poll is one.
@@ -671,18 +892,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard requestComplete && responseComplete else { return }
         mode = .idle
         requestHead = nil
+        idleSince = context.eventLoop.now
         guard keepAlive else { return }
-        while let next = pipelined.popFirst() {
-            handlePart(next, context: context)
-            if requestComplete && !responseComplete { break }
-        }
-        if readsPaused && pipelined.count < Self.maxPipelinedParts / 2 {
-            readsPaused = false
-            if readPending {
-                readPending = false
-                context.read()
-            }
-        }
+        // Inside the parsing loop the next request is taken by the loop itself (no recursion per
+        // pipelined request); after an answer that came later, parsing starts again here.
+        if !isParsing { parseRequests(context: context) }
     }
 
     // MARK: Called by the attached receiver, on this loop

@@ -43,7 +43,7 @@ public final class SockwayServer: Service, Sendable {
         var loops: [any EventLoop] = []
         var iterator = group.makeIterator()
         while let loop = iterator.next() { loops.append(loop) }
-        self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops)
+        self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops, logger: logger)
     }
 
     /// The address the server listens on, once it does (useful with port 0). `nil` if binding failed.
@@ -169,20 +169,11 @@ public final class SockwayServer: Service, Sendable {
                 )
             }
         )
-        let httpHandler = SockwayHTTPHandler(server: runtime, lateUpgrader: upgrader)
+        // Sockway reads requests with its own strict parser (SockwayHTTP) and performs every upgrade
+        // itself; NIO's encoder writes the responses.
         let sync = channel.pipeline.syncOperations
-        let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,
-            withServerUpgrade: (
-                upgraders: [upgrader],
-                completionHandler: { context in
-                    context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
-                }
-            ),
-            withErrorHandling: true
-        )
-        try sync.addHandler(httpHandler)
+        try sync.addHandler(HTTPResponseEncoder())
+        try sync.addHandler(SockwayHTTPHandler(server: runtime, upgrader: upgrader))
     }
 
     static func negotiateDeflate(_ head: HTTPRequestHead, options: SockwayEndpointOptions) -> PerMessageDeflateParameters? {

@@ -259,17 +259,18 @@ private func openMachine() -> EngineIOClientMachine {
         }
     }
 
-    // Heartbeat: the server pings every 100 ms and drops a session whose pong is 100 ms late; the
-    // client answers, so the session outlives many intervals and still echoes.
+    // Heartbeat: the server pings every 100 ms and drops a session whose pong is 400 ms late (a
+    // client that did not answer would be gone after 0.5 s); the client answers, so the session
+    // outlives many intervals and still echoes. The timeout leaves room for a loaded test machine.
     @Test(arguments: SockwayClientTransport.engineIO)
     func answersPings(transport: SockwayClientTransport) async throws {
-        let engineIO = EngineIOOptions(pingInterval: .milliseconds(100), pingTimeout: .milliseconds(100))
+        let engineIO = EngineIOOptions(pingInterval: .milliseconds(100), pingTimeout: .milliseconds(400))
         try await withDemoServer(engineIO: engineIO) { port in
             let session = try await SockwayClient.connect(
                 to: "http://127.0.0.1:\(port)/engine.io",
                 configuration: .init(transports: [transport])
             )
-            try await Task.sleep(for: .milliseconds(1000))
+            try await Task.sleep(for: .milliseconds(1500))
             #expect(session.closeReason == nil)
             #expect(await echo(["still here"], over: session) == ["still here"])
             session.close()
