@@ -79,12 +79,16 @@ final class EngineIORuntime: Sendable {
     let engineIO: EngineIOOptions
     let rules: EngineIORequestRules
     let store: SessionStore<EngineIOSessionCore>
+    let budget: SessionBudget
+    let refusals: RefusalLog
 
-    init(endpoint: SockwayEndpoint, engineIO: EngineIOOptions, loops: [any EventLoop]) {
+    init(endpoint: SockwayEndpoint, engineIO: EngineIOOptions, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog) {
         self.endpoint = endpoint
         self.engineIO = engineIO
         self.rules = EngineIORequestRules(transports: engineIO.transports)
         self.store = SessionStore(loops: loops)
+        self.budget = budget
+        self.refusals = refusals
     }
 
     var machineConfiguration: EngineIOSessionStateMachine.Configuration {
@@ -121,22 +125,35 @@ final class EngineIORuntime: Sendable {
         }
     }
 
-    /// Creates session `sid` and registers it; call on its owner loop.
+    /// Creates session `sid` and registers it, if the server's session bounds have room for it (the
+    /// refusal is logged); call on its owner loop.
     func makeSession(
         sid: String,
         transport: EngineIOSessionStateMachine.Transport,
         remoteAddress: SocketAddress?,
         headers: HTTPHeaders
-    ) -> EngineIOSessionCore {
+    ) -> Result<EngineIOSessionCore, SockwayRefusal> {
         let loop = store.owner(of: sid)
         loop.preconditionInEventLoop()
+        let place: SessionBudget.Place
+        switch budget.admit(remoteAddress) {
+        case .success(let granted):
+            place = granted
+        case .failure(let refusal):
+            refusals.log(refusal, from: remoteAddress)
+            return .failure(refusal)
+        }
         let store = self.store
+        let budget = self.budget
         let core = SessionCore(
             eventLoop: loop,
             machine: EngineIOSessionStateMachine(sid: sid, transport: transport, configuration: machineConfiguration),
             options: endpoint.options,
             handler: endpoint.handler
-        ) { reaped in store.remove(id: sid, core: reaped) }
+        ) { reaped in
+            store.remove(id: sid, core: reaped)
+            budget.release(place)
+        }
         core.setHandle(
             SockwaySession(
                 id: sid,
@@ -150,14 +167,18 @@ final class EngineIORuntime: Sendable {
             )
         )
         store.insert(core, id: sid)
-        return core
+        return .success(core)
     }
 
-    /// CORS headers for a request from `origin`: the origin itself with credentials when there is
-    /// one (browsers refuse `*` with credentials), else `*`.
-    static func corsHeaders(origin: String?) -> HTTPHeaders {
-        guard let origin, !origin.isEmpty, origin != "null" else {
-            return ["Access-Control-Allow-Origin": "*"]
+    /// CORS headers for a request from `origin`: a listed origin (or any, with
+    /// ``SockwayEndpointOptions/allowAnyOriginWithCredentials``) is echoed with credentials (browsers
+    /// refuse `*` with credentials); otherwise `*`, without.
+    func corsHeaders(origin: String?) -> HTTPHeaders {
+        let options = endpoint.options
+        guard let origin, !origin.isEmpty, origin != "null" || options.allowedOrigins?.contains("null") == true,
+            options.allowedOrigins?.contains(origin) ?? options.allowAnyOriginWithCredentials
+        else {
+            return ["Access-Control-Allow-Origin": "*", "Vary": "Origin"]
         }
         return [
             "Access-Control-Allow-Origin": origin,

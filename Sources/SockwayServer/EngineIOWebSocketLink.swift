@@ -98,7 +98,11 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
         guard let sid = upgradeSID else {
             let sid = runtime.newSessionID(ownedBy: loop)
             sessionLoop = loop
-            let core = runtime.makeSession(sid: sid, transport: .websocket, remoteAddress: channel?.remoteAddress, headers: requestHeaders)
+            guard case .success(let core) = runtime.makeSession(sid: sid, transport: .websocket, remoteAddress: channel?.remoteAddress, headers: requestHeaders) else {
+                stage = .ended
+                connection.close(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
+                return
+            }
             self.core = core
             stage = .attached
             core.attach(self)

@@ -75,37 +75,53 @@ extension NIOLoopBound where Value == SockwayHTTPHandler {
 }
 
 extension EndpointRuntime {
-    /// Attaches an HTTP receiver to session `id`, creating the session if needed. Call on the owner loop.
-    func attach(
-        _ receiver: HTTPReceiver,
+    /// The session `id` for a receiving request: the existing one if the request matches its binding,
+    /// else a new one if the server's session bounds have room. Refusals are logged. Call on the owner loop.
+    func admitReceiver(
         toSession id: String,
         transport: SockJSTransport,
         remoteAddress: SocketAddress?,
-        headers: HTTPHeaders
-    ) {
+        headers: HTTPHeaders,
+        binding: SessionBindingToken
+    ) -> Result<SockJSSessionCore, SockwayRefusal> {
         let loop = store.owner(of: id)
         loop.preconditionInEventLoop()
-        let core: SockJSSessionCore
         if let existing = store.session(id: id) {
-            core = existing
-        } else {
-            let store = self.store
-            core = makeCore(on: loop) { reaped in store.remove(id: id, core: reaped) }
-            core.setHandle(
-                SockwaySession(
-                    id: id,
-                    transport: transport.name,
-                    remoteAddress: remoteAddress,
-                    headers: endpoint.options.keptHeaders(headers),
-                    eventLoop: loop,
-                    core: core,
-                    inboundLimit: endpoint.inboundLimit,
-                    outboxLimit: endpoint.options.outboxLimit
-                )
-            )
-            store.insert(core, id: id)
+            guard existing.binding == binding else {
+                refusals.log(.sessionOwnerMismatch, from: remoteAddress)
+                return .failure(.sessionOwnerMismatch)
+            }
+            return .success(existing)
         }
-        core.attach(receiver)
+        let place: SessionBudget.Place
+        switch budget.admit(remoteAddress) {
+        case .success(let granted):
+            place = granted
+        case .failure(let refusal):
+            refusals.log(refusal, from: remoteAddress)
+            return .failure(refusal)
+        }
+        let store = self.store
+        let budget = self.budget
+        let core = makeCore(on: loop) { reaped in
+            store.remove(id: id, core: reaped)
+            budget.release(place)
+        }
+        core.binding = binding
+        core.setHandle(
+            SockwaySession(
+                id: id,
+                transport: transport.name,
+                remoteAddress: remoteAddress,
+                headers: endpoint.options.keptHeaders(headers),
+                eventLoop: loop,
+                core: core,
+                inboundLimit: endpoint.inboundLimit,
+                outboxLimit: endpoint.options.outboxLimit
+            )
+        )
+        store.insert(core, id: id)
+        return .success(core)
     }
 
     /// Hands messages to session `id` (see ``SessionCore/acceptSend(_:answer:)``) and calls `answer`
@@ -114,9 +130,16 @@ extension EndpointRuntime {
     func acceptSend(
         _ messages: [String],
         toSession id: String,
+        binding: SessionBindingToken,
+        remoteAddress: SocketAddress?,
         answer: @escaping (SockJSSessionStateMachine.SendOutcome) -> Void
     ) {
         guard let core = store.session(id: id) else { return answer(.refused(.closed)) }
+        guard core.binding == binding else {
+            // As for an unknown session: the id alone must not tell a stranger that it exists.
+            refusals.log(.sessionOwnerMismatch, from: remoteAddress)
+            return answer(.refused(.closed))
+        }
         core.acceptSend(messages, answer: answer)
     }
 }

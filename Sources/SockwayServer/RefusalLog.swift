@@ -4,7 +4,7 @@ import NIOCore
 import SockwayHTTP
 
 /// Why the server refused a client: each is logged (rate-limited) and counted.
-public struct SockwayRefusal: Hashable, Sendable, CustomStringConvertible {
+public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible {
     enum Kind: Hashable, Sendable {
         case malformedRequest(HTTPRequestError)
         case headTimeout

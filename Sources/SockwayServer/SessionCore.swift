@@ -53,6 +53,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var delegate: (any SockwaySessionDelegate)?
     var delegateObject: AnyObject? { delegate }
     private var onReap: ((SessionCore) -> Void)?
+    /// What a request must present to reach this session besides its id (set when it is created).
+    var binding = SessionBindingToken.none
 
     private var deliveryDepth = 0
     private var flushDeferred = false

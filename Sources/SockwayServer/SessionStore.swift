@@ -10,11 +10,24 @@ final class EndpointRuntime: Sendable {
     let endpoint: SockwayEndpoint
     let rules: SockJSServiceRules
     let store: SessionStore<SockJSSessionCore>
+    let budget: SessionBudget
+    let refusals: RefusalLog
 
-    init(endpoint: SockwayEndpoint, loops: [any EventLoop]) {
+    init(endpoint: SockwayEndpoint, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog) {
         self.endpoint = endpoint
         self.rules = endpoint.options.rules
         self.store = SessionStore(loops: loops)
+        self.budget = budget
+        self.refusals = refusals
+    }
+
+    /// What a request presents for a session of this endpoint, under its binding.
+    func bindingToken(cookieHeader: String?, remoteAddress: SocketAddress?) -> SessionBindingToken {
+        switch endpoint.options.effectiveSessionBinding {
+        case .none: .none
+        case .cookie: .cookie(SockJSServiceRules.sessionCookieValue(cookieHeader))
+        case .clientAddress: .address(remoteAddress.flatMap(SessionBudget.key(for:)))
+        }
     }
 
     /// A new session core on `loop`. `heartbeats`: `false` for a raw WebSocket session, which has no
@@ -30,6 +43,13 @@ final class EndpointRuntime: Sendable {
             onReap: onReap
         )
     }
+}
+
+/// What a session is bound to (see ``SessionBinding``): a request for it must present the same.
+enum SessionBindingToken: Hashable, Sendable {
+    case none
+    case cookie(String)
+    case address(SessionBudget.AddressKey?)
 }
 
 /// The sessions of one endpoint, sharded by session id over the event loops.

@@ -43,6 +43,15 @@ public struct SockwayConfiguration: Sendable {
     /// answered or its responses are unread; past this the server stops reading from it until they
     /// drain. Default 64 KiB.
     public var maxPipelinedBytes: Int
+    /// Sessions alive at once, over every endpoint; a new one past this gets `503` with
+    /// `Retry-After` (HTTP) or a `1013` close (WebSocket). `nil`: no bound. Default 100,000 (an idle
+    /// session holds a few KiB; ``SockwayEndpointOptions/maxQueuedBytes`` bounds a busy one).
+    public var maxSessions: Int?
+    /// Sessions alive at once per client address (IPv6 by /64), answered as ``maxSessions``. Behind
+    /// a proxy every client has the proxy's address: raise it there. `nil`: no bound. Default 1,000.
+    public var maxSessionsPerAddress: Int?
+    /// The `Retry-After` of a `503` for a session refused by a bound, in seconds. Default 5.
+    public var retryAfterSeconds: Int
 
     public init(
         host: String = "127.0.0.1",
@@ -58,7 +67,10 @@ public struct SockwayConfiguration: Sendable {
         maxRequestLineBytes: Int = 8192,
         maxRequestHeadBytes: Int = 16384,
         maxRequestHeaderFields: Int = 100,
-        maxPipelinedBytes: Int = 64 * 1024
+        maxPipelinedBytes: Int = 64 * 1024,
+        maxSessions: Int? = 100_000,
+        maxSessionsPerAddress: Int? = 1_000,
+        retryAfterSeconds: Int = 5
     ) {
         self.host = host
         self.port = port
@@ -74,6 +86,9 @@ public struct SockwayConfiguration: Sendable {
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.maxRequestHeaderFields = maxRequestHeaderFields
         self.maxPipelinedBytes = maxPipelinedBytes
+        self.maxSessions = maxSessions
+        self.maxSessionsPerAddress = maxSessionsPerAddress
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     var requestLimits: HTTPRequestParser.Limits {
@@ -89,8 +104,18 @@ public struct SockwayEndpointOptions: Sendable {
     public var cookieNeeded: Bool
     /// The sockjs-client script the iframe page loads. Default: sockjs-client 1.x from a CDN.
     public var clientScriptURL: String
-    /// Page origins allowed to use this endpoint (`https://example.com`); `nil` allows any. Default `nil`.
+    /// Page origins allowed to use this endpoint (`https://example.com`); `nil` allows any. With a
+    /// list, a foreign `Origin` (`null` too, unless listed) gets `403` on every route, preflights and
+    /// WebSocket upgrades included, and the iframe page may only be framed by listed pages. Default `nil`.
     public var allowedOrigins: Set<String>?
+    /// Without ``allowedOrigins``: echo any origin with `Access-Control-Allow-Credentials: true`, as
+    /// sockjs-node and the reference Engine.IO server with `credentials` do; any site's page may then
+    /// make requests with the user's cookies. Default `false`: CORS answers `*` without credentials.
+    public var allowAnyOriginWithCredentials: Bool
+    /// What a SockJS session is bound to: a request for it that does not match the one that opened
+    /// it gets `404`, as for an unknown session. Default `nil`: ``SessionBinding/cookie`` when
+    /// ``cookieNeeded`` is on, else ``SessionBinding/none``.
+    public var sessionBinding: SessionBinding?
     /// Transports switched off, by name (`jsonp-polling`). Default none.
     public var disabledTransports: Set<String>
     /// Bytes of frames after which a streaming response is ended, so the browser can free it and
@@ -157,6 +182,8 @@ public struct SockwayEndpointOptions: Sendable {
         cookieNeeded: Bool = false,
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
         allowedOrigins: Set<String>? = nil,
+        allowAnyOriginWithCredentials: Bool = false,
+        sessionBinding: SessionBinding? = nil,
         disabledTransports: Set<String> = [],
         responseLimit: Int = 128 * 1024,
         heartbeatInterval: TimeAmount = .seconds(25),
@@ -178,6 +205,8 @@ public struct SockwayEndpointOptions: Sendable {
         self.cookieNeeded = cookieNeeded
         self.clientScriptURL = clientScriptURL
         self.allowedOrigins = allowedOrigins
+        self.allowAnyOriginWithCredentials = allowAnyOriginWithCredentials
+        self.sessionBinding = sessionBinding
         self.disabledTransports = disabledTransports
         self.responseLimit = responseLimit
         self.heartbeatInterval = heartbeatInterval
@@ -205,6 +234,11 @@ public struct SockwayEndpointOptions: Sendable {
         return HTTPHeaders(kept)
     }
 
+    /// The binding in effect.
+    var effectiveSessionBinding: SessionBinding {
+        sessionBinding ?? (cookieNeeded ? .cookie : .none)
+    }
+
     var inboundLimit: (messages: Int, bytes: Int) { (maxInboundQueuedMessages, maxInboundQueuedBytes) }
     var outboxLimit: (messages: Int, bytes: Int) { (maxQueuedMessages, maxQueuedBytes) }
 
@@ -214,6 +248,7 @@ public struct SockwayEndpointOptions: Sendable {
             cookieNeeded: cookieNeeded,
             clientScriptURL: clientScriptURL,
             allowedOrigins: allowedOrigins,
+            allowAnyOriginWithCredentials: allowAnyOriginWithCredentials,
             disabledTransports: disabledTransports,
             maxSendBodyBytes: maxSendBodyBytes ?? (maxMessageBytes > Int.max / 8 ? Int.max : maxMessageBytes * 8),
             maxMessageBytes: maxMessageBytes
@@ -228,4 +263,16 @@ public struct SockwayEndpointOptions: Sendable {
             maxQueuedBytes: maxQueuedBytes
         )
     }
+}
+
+/// What a SockJS session id is bound to besides itself. A session id is a bearer token: whoever
+/// knows it can read and write the session. Binding narrows that to the client that opened it.
+public enum SessionBinding: Sendable, Hashable {
+    /// The id alone.
+    case none
+    /// The `JSESSIONID` cookie of the opening request (absent counts as a value).
+    case cookie
+    /// The client address of the opening request (IPv6 by /64). Breaks clients whose requests leave
+    /// through several addresses (some mobile networks and proxy farms).
+    case clientAddress
 }

@@ -23,6 +23,8 @@ final class ServerRuntime: Sendable {
     let maxMessageBytes: Int
     /// Refusals of hostile or broken clients: logged without flooding, counted.
     let refusals: RefusalLog
+    /// The server-wide session bounds, shared by every endpoint.
+    let budget: SessionBudget
     private let loopResources: [LoopResources]
 
     /// State shared by the connections of one event loop; touched only on that loop.
@@ -34,14 +36,17 @@ final class ServerRuntime: Sendable {
 
     init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop], logger: Logger = Logger(label: "sockway")) {
         self.configuration = configuration
-        self.refusals = RefusalLog(logger: logger)
+        let refusals = RefusalLog(logger: logger)
+        let budget = SessionBudget(maxSessions: configuration.maxSessions, maxSessionsPerAddress: configuration.maxSessionsPerAddress)
+        self.refusals = refusals
+        self.budget = budget
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }
         self.endpoints = endpoints
             .filter { $0.engineIO == nil }
             .sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
-            .map { EndpointRuntime(endpoint: $0, loops: loops) }
+            .map { EndpointRuntime(endpoint: $0, loops: loops, budget: budget, refusals: refusals) }
         self.engineIOEndpoints = endpoints.compactMap { endpoint in
-            endpoint.engineIO.map { EngineIORuntime(endpoint: endpoint, engineIO: $0, loops: loops) }
+            endpoint.engineIO.map { EngineIORuntime(endpoint: endpoint, engineIO: $0, loops: loops, budget: budget, refusals: refusals) }
         }
         self.maxMessageBytes = endpoints.map(\.options.maxMessageBytes).max() ?? (1 << 20)
     }
@@ -315,8 +320,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         server.refusals.log(.bodyTooLarge, from: context.channel.remoteAddress)
         let uri = head.uri[...]
         let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
-        if server.matchEngineIO(path: path) != nil {
-            respondEngineIO(.payloadTooLarge, headers: EngineIORuntime.corsHeaders(origin: head.headers.first(name: "origin")), body: nil, context: context)
+        if let engineIO = server.matchEngineIO(path: path) {
+            respondEngineIO(.payloadTooLarge, headers: engineIO.corsHeaders(origin: head.headers.first(name: "origin")), body: nil, context: context)
             return
         }
         var headers: [SockJSHeader] = []
@@ -514,6 +519,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let now = Int(Self.epochSeconds())
         switch runtime.rules.decide(request, now: now, entropy: UInt32.random(in: .min ... .max)) {
         case .respond(let response):
+            if response.status == 403 { server.refusals.log(.foreignOrigin, from: context.channel.remoteAddress) }
             respond(response, context: context)
         case .receive(let sessionID, let transport, let callback, let responseHead, let prelude):
             startReceiving(
@@ -552,11 +558,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ) {
         // HTTP/1.0 has no chunking: the response is delimited by closing the connection.
         if request.version.major == 1 && request.version.minor == 0 { keepAlive = false }
-        context.write(wrapOutboundOut(.head(responseHead(head, for: request, hasBody: true))), promise: nil)
-        if let prelude {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: prelude)))), promise: nil)
-        }
-        context.flush()
         let receiver = HTTPReceiver(
             transport: transport,
             callback: callback,
@@ -568,10 +569,45 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let owner = runtime.store.owner(of: sessionID)
         let remoteAddress = context.channel.remoteAddress
         let headers = request.headers
+        let binding = runtime.bindingToken(cookieHeader: headers.first(name: "cookie"), remoteAddress: remoteAddress)
+        let responseHead = self.responseHead(head, for: request, hasBody: true)
+        let refusalHeaders = head.headers.filter { $0.name != "Content-Type" }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        // The session is found (or created) on its loop before anything is written: a request that
+        // the session's binding or the server's bounds refuse gets a plain answer. The head goes to the
+        // connection before the session's first frame (both in order through `run`).
         let attach: @Sendable () -> Void = {
-            runtime.attach(receiver, toSession: sessionID, transport: transport, remoteAddress: remoteAddress, headers: headers)
+            switch runtime.admitReceiver(toSession: sessionID, transport: transport, remoteAddress: remoteAddress, headers: headers, binding: binding) {
+            case .success(let core):
+                this.run { $0.beginReceiving(receiver, head: responseHead, prelude: prelude) }
+                core.attach(receiver)
+            case .failure(let refusal):
+                this.run { $0.refuseReceiving(receiver, refusal, headers: refusalHeaders) }
+            }
         }
         if owner.inEventLoop { attach() } else { owner.execute(attach) }
+    }
+
+    private func beginReceiving(_ receiver: HTTPReceiver, head: HTTPResponseHead, prelude: String?) {
+        guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let prelude {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: prelude)))), promise: nil)
+        }
+        context.flush()
+    }
+
+    /// A receiving request its session's binding refuses (`404`, as an unknown session) or the
+    /// server's session bounds refuse (`503` with `Retry-After`).
+    private func refuseReceiving(_ receiver: HTTPReceiver, _ refusal: SockwayRefusal, headers: [SockJSHeader]) {
+        guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
+        mode = .idle
+        if refusal == .sessionOwnerMismatch {
+            respond(.error(404, SockJSResponse.notFound.body, headers: headers), context: context)
+        } else {
+            let retryAfter = SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))
+            respond(.error(503, "Server busy, retry later.", headers: headers + [retryAfter]), context: context)
+        }
     }
 
     private func finishSend(_ send: SendContext, context: ChannelHandlerContext) {
@@ -607,10 +643,12 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if loop.inEventLoop { respond() } else { loop.execute(respond) }
         }
+        let remoteAddress = context.channel.remoteAddress
+        let binding = runtime.bindingToken(cookieHeader: requestHead?.headers.first(name: "cookie"), remoteAddress: remoteAddress)
         if owner.inEventLoop {
-            runtime.acceptSend(messages, toSession: sessionID, answer: answer)
+            runtime.acceptSend(messages, toSession: sessionID, binding: binding, remoteAddress: remoteAddress, answer: answer)
         } else {
-            owner.execute { runtime.acceptSend(messages, toSession: sessionID, answer: answer) }
+            owner.execute { runtime.acceptSend(messages, toSession: sessionID, binding: binding, remoteAddress: remoteAddress, answer: answer) }
         }
     }
 
@@ -618,6 +656,12 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func upgrade(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard let upgrader else { return }
+        if !isOriginAllowed(head) {
+            server.refusals.log(.foreignOrigin, from: context.channel.remoteAddress)
+            mode = .idle
+            respond(.error(403, "Origin not allowed."), context: context)
+            return
+        }
         mode = .upgrading
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
@@ -639,6 +683,19 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     handler.handlePart(.end, context: context)
                 }
             }
+    }
+
+    /// Whether the endpoint of `head`'s URL takes a request from its `Origin` (any, without an
+    /// allow-list; a request without `Origin` is not from a browser page).
+    private func isOriginAllowed(_ head: HTTPRequestHead) -> Bool {
+        guard let origin = head.headers.first(name: "origin") else { return true }
+        let uri = head.uri[...]
+        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        if let engineIO = server.matchEngineIO(path: path) {
+            return engineIO.endpoint.options.allowedOrigins?.contains(origin) ?? true
+        }
+        if let (runtime, _) = server.match(path: path) { return runtime.rules.isOriginAllowed(origin) }
+        return true
     }
 
     /// Answers `101`, takes the HTTP handlers out and puts the WebSocket handler in; bytes that came
@@ -674,8 +731,9 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func handleEngineIO(_ head: HTTPRequestHead, runtime: EngineIORuntime, query: Substring, context: ChannelHandlerContext) {
         let origin = head.headers.first(name: "origin")
-        let cors = EngineIORuntime.corsHeaders(origin: origin)
+        let cors = runtime.corsHeaders(origin: origin)
         if let allowed = runtime.endpoint.options.allowedOrigins, let origin, !allowed.contains(origin) {
+            server.refusals.log(.foreignOrigin, from: context.channel.remoteAddress)
             respondEngineIO(error: .forbidden, headers: [:], context: context)
             return
         }
@@ -744,9 +802,14 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         mode = .engineIOPolling(receiver, runtime, sid: sid, headers: headers)
         let remoteAddress = context.channel.remoteAddress
         let requestHeaders = request.headers
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         runtime.store.owner(of: sid).execute {
-            let core = runtime.makeSession(sid: sid, transport: .polling, remoteAddress: remoteAddress, headers: requestHeaders)
-            core.attach(receiver)
+            switch runtime.makeSession(sid: sid, transport: .polling, remoteAddress: remoteAddress, headers: requestHeaders) {
+            case .success(let core):
+                core.attach(receiver)
+            case .failure:
+                this.run { $0.answerEngineIOPollOverloaded(receiver) }
+            }
         }
     }
 
@@ -831,6 +894,15 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var headers = pollHeaders
         if body != nil { headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8") }
         respondEngineIO(status, headers: headers, body: body, context: context)
+    }
+
+    /// A handshake refused by the server's session bounds: `503` with `Retry-After`.
+    func answerEngineIOPollOverloaded(_ receiver: EngineIOPollReceiver) {
+        guard let context, case .engineIOPolling(let current, _, _, var headers) = mode, current === receiver else { return }
+        headers.add(name: "Retry-After", value: String(server.configuration.retryAfterSeconds))
+        headers.add(name: "Content-Type", value: "application/json")
+        let body = context.channel.allocator.buffer(string: "{\"code\":5,\"message\":\"Server busy\"}")
+        respondEngineIO(.serviceUnavailable, headers: headers, body: body, context: context)
     }
 
     /// A poll refused before it reached its session.

@@ -395,9 +395,21 @@ final class SockJSWebSocketLink: WebSocketSessionLink, SessionReceiver {
     func connectionReady(_ connection: SockwayWebSocketHandler) {
         guard let loop = connection.eventLoop else { return }
         self.connection = connection
+        let remoteAddress = connection.channel?.remoteAddress
+        let place: SessionBudget.Place
+        switch runtime.budget.admit(remoteAddress) {
+        case .success(let granted):
+            place = granted
+        case .failure(let refusal):
+            runtime.refusals.log(refusal, from: remoteAddress)
+            connection.close(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
+            return
+        }
         let store = runtime.store
+        let budget = runtime.budget
         let core = runtime.makeCore(on: loop, heartbeats: framing == .sockJS) { reaped in
             store.removeAnonymous(reaped, on: loop)
+            budget.release(place)
         }
         core.setHandle(
             SockwaySession(

@@ -100,8 +100,15 @@ public struct SockJSServiceRules: Sendable {
     public var cookieNeeded: Bool
     /// The sockjs-client script URL the iframe page loads.
     public var clientScriptURL: String
-    /// Origins allowed to use the endpoint from a browser; `nil` allows any.
+    /// Origins allowed to use the endpoint from a browser; `nil` allows any. With a list, every route
+    /// but the greeting answers a foreign `Origin` (including `null`, unless listed) with `403`, and
+    /// CORS responses name the listed origin with credentials.
     public var allowedOrigins: Set<String>?
+    /// Without ``allowedOrigins``: echo any page's origin with `Access-Control-Allow-Credentials: true`
+    /// (sockjs-node's behaviour, which lets every site on the web make credentialed requests). Off by
+    /// default: CORS then answers `*` without credentials, and cross-origin pages use WebSocket or the
+    /// iframe transports (same-origin inside the iframe).
+    public var allowAnyOriginWithCredentials: Bool
     /// Transports switched off, by name (`xhr-streaming`); their routes answer `404`.
     public var disabledTransports: Set<String>
     /// The largest `xhr_send` / `jsonp_send` body accepted, as it arrives (JSON, or a form); larger
@@ -115,6 +122,7 @@ public struct SockJSServiceRules: Sendable {
         cookieNeeded: Bool = false,
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
         allowedOrigins: Set<String>? = nil,
+        allowAnyOriginWithCredentials: Bool = false,
         disabledTransports: Set<String> = [],
         maxSendBodyBytes: Int = 8 << 20,
         maxMessageBytes: Int = 1 << 20
@@ -123,6 +131,7 @@ public struct SockJSServiceRules: Sendable {
         self.cookieNeeded = cookieNeeded
         self.clientScriptURL = clientScriptURL
         self.allowedOrigins = allowedOrigins
+        self.allowAnyOriginWithCredentials = allowAnyOriginWithCredentials
         self.disabledTransports = disabledTransports
         self.maxSendBodyBytes = maxSendBodyBytes
         self.maxMessageBytes = maxMessageBytes
@@ -153,6 +162,9 @@ public struct SockJSServiceRules: Sendable {
     ///   - entropy: a fresh random number for `/info`.
     public func decide(_ request: SockJSRequest, now: Int, entropy: UInt32) -> SockJSDecision {
         let route = SockJSRoute.parse(request.path)
+        if route != .greeting, route != .notFound, !isOriginAllowed(request.origin) {
+            return .respond(.error(403, "Origin not allowed."))
+        }
         switch route {
         case .notFound:
             return .respond(.notFound)
@@ -234,6 +246,11 @@ public struct SockJSServiceRules: Sendable {
         }
         var headers = [SockJSHeader("Content-Type", "text/html; charset=UTF-8"), SockJSHeader("ETag", etag)]
         headers += Self.cacheForever(now: now)
+        if let allowedOrigins {
+            // A navigation sends no Origin: the browser itself keeps foreign pages from framing it.
+            let ancestors = (["'self'"] + allowedOrigins.sorted().filter { $0 != "null" }).joined(separator: " ")
+            headers.append(SockJSHeader("Content-Security-Policy", "frame-ancestors \(ancestors)"))
+        }
         return SockJSResponse(status: 200, headers: headers, body: iframePage)
     }
 
@@ -358,14 +375,17 @@ public struct SockJSServiceRules: Sendable {
         return SockJSResponse(status: 204, headers: headers)
     }
 
-    /// CORS for XHR transports: echo the page's origin with credentials (so that `JSESSIONID` flows), or
-    /// `*` without credentials when the request has no origin. Browsers send `Origin: null` from `file:`
-    /// pages and sandboxed frames; echoing `null` is what they accept.
+    /// CORS for XHR transports. A listed origin (or any, with ``allowAnyOriginWithCredentials``) is
+    /// echoed with credentials, so that `JSESSIONID` flows; otherwise `*` without credentials: a page
+    /// of any site may read the responses, never with the user's cookies. Browsers send `Origin: null`
+    /// from `file:` pages and sandboxed frames; echoing `null` is what they accept.
     func cors(_ request: SockJSRequest, nullMeansAny: Bool = false) -> [SockJSHeader] {
         var headers: [SockJSHeader]
-        if let origin = request.origin, isOriginAllowed(origin), !(nullMeansAny && origin == "null") {
+        if let origin = request.origin, !(nullMeansAny && origin == "null"),
+            allowedOrigins?.contains(origin) ?? allowAnyOriginWithCredentials
+        {
             headers = [SockJSHeader("Access-Control-Allow-Origin", origin), SockJSHeader("Access-Control-Allow-Credentials", "true")]
-        } else if request.origin == nil || nullMeansAny {
+        } else if allowedOrigins == nil || request.origin == nil || nullMeansAny {
             headers = [SockJSHeader("Access-Control-Allow-Origin", "*")]
         } else {
             headers = []
@@ -381,21 +401,25 @@ public struct SockJSServiceRules: Sendable {
     /// load balancers that pin sessions on it.
     func sessionCookie(_ request: SockJSRequest) -> [SockJSHeader] {
         guard cookieNeeded else { return [] }
-        var value = "dummy"
-        if let cookie = request.cookie {
-            for pair in cookie.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                if parts[0].trimmingSpaces == "JSESSIONID", parts.count == 2 {
-                    let candidate = parts[1].trimmingSpaces
-                    // Reflect only RFC 6265 cookie-octets: nothing that could split, extend or confuse the header.
-                    if !candidate.isEmpty, candidate.utf8.allSatisfy(Self.isCookieOctet) {
-                        value = String(candidate)
-                    }
-                    break
+        return [SockJSHeader("Set-Cookie", "JSESSIONID=\(Self.sessionCookieValue(request.cookie)); path=/")]
+    }
+
+    /// The `JSESSIONID` value a request carries in its `Cookie` header, or `dummy`: what the server
+    /// echoes, and what a session bound to its cookie compares.
+    public static func sessionCookieValue(_ cookieHeader: String?) -> String {
+        guard let cookieHeader else { return "dummy" }
+        for pair in cookieHeader.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts[0].trimmingSpaces == "JSESSIONID", parts.count == 2 {
+                let candidate = parts[1].trimmingSpaces
+                // Reflect only RFC 6265 cookie-octets: nothing that could split, extend or confuse the header.
+                if !candidate.isEmpty, candidate.utf8.allSatisfy(Self.isCookieOctet) {
+                    return String(candidate)
                 }
+                break
             }
         }
-        return [SockJSHeader("Set-Cookie", "JSESSIONID=\(value); path=/")]
+        return "dummy"
     }
 
     private static func isCookieOctet(_ byte: UInt8) -> Bool {

@@ -42,9 +42,29 @@ extension InMemoryConnection {
         let response = try connection.readResponse()
         #expect(response.status == 200)
         #expect(response.body.contains(#""upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000"#))
+        // No allow-list: any page may read the answer, never with the user's cookies.
+        #expect(response.header("Access-Control-Allow-Origin") == "*")
+        #expect(response.header("Access-Control-Allow-Credentials") == nil)
+    }
+
+    @Test func listedOriginGetsCORSWithCredentialsAndAForeignOneIsRefused() throws {
+        let server = engineIOServer(.init(allowedOrigins: ["https://app.example"]))
+        let connection = try server.connect()
+        try connection.request("GET", base, headers: [("Origin", "https://app.example")])
+        let response = try connection.readResponse()
         // CORS with credentials: the origin itself, never `*`.
         #expect(response.header("Access-Control-Allow-Origin") == "https://app.example")
         #expect(response.header("Access-Control-Allow-Credentials") == "true")
+        for origin in ["https://evil.example", "null"] {
+            try connection.request("GET", base, headers: [("Origin", origin)])
+            #expect(try connection.readResponse().status == 403)
+        }
+        let upgrade = try server.connect()
+        try upgrade.write(
+            "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n\r\n"
+        )
+        #expect(try upgrade.readResponse().status == 403)
     }
 
     @Test(arguments: [

@@ -284,7 +284,10 @@ import Testing
 
     // Ten thousand sessions opened and abandoned are all reaped after the disconnect delay.
     @Test func abandonedSessionsAreReaped() throws {
-        let server = InMemoryServer()
+        let server = InMemoryServer(
+            endpoints: SockwayDemoEndpoints.all(options: .init()),
+            configuration: .init(maxSessionsPerAddress: nil)
+        )
         let connection = try server.connect()
         for index in 0..<10_000 {
             try connection.request("POST", "/echo/000/abandoned-\(index)/xhr")

@@ -23,10 +23,10 @@ final class InMemoryServer {
         self.init(endpoints: SockwayDemoEndpoints.all(options: options))
     }
 
-    func connect() throws -> InMemoryConnection {
+    func connect(from address: String = "127.0.0.1") throws -> InMemoryConnection {
         let channel = EmbeddedChannel(loop: loop)
         try SockwayServer.configurePipeline(channel: channel, runtime: runtime)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        try channel.connect(to: SocketAddress(ipAddress: address, port: 40000)).wait()
         return InMemoryConnection(channel: channel)
     }
 

@@ -15,6 +15,10 @@ private func decide(
 }
 
 /// The complete response of a decision, or an issue if the decision is something else.
+/// sockjs-node's CORS (any origin echoed with credentials), which the sockjs-protocol suite checks:
+/// Sockway's with `allowAnyOriginWithCredentials`.
+private let suiteRules = SockJSServiceRules(allowAnyOriginWithCredentials: true)
+
 private func respond(
     _ request: SockJSRequest,
     rules: SockJSServiceRules = SockJSServiceRules(),
@@ -194,8 +198,8 @@ struct SockJSServiceInfoTests {
     }
 
     @Test func infoEchoesTheOriginWithCredentials() throws {
-        // The suite's verify_cors(r, 'test').
-        expectCORS(try respond(SockJSRequest(method: "GET", path: "/info", origin: "test")), origin: "test")
+        // The suite's verify_cors(r, 'test'), with sockjs-node's CORS switched on.
+        expectCORS(try respond(SockJSRequest(method: "GET", path: "/info", origin: "test"), rules: suiteRules), origin: "test")
     }
 
     @Test func infoWithoutOriginAllowsAnyOriginWithoutCredentials() throws {
@@ -206,7 +210,7 @@ struct SockJSServiceInfoTests {
     @Test(arguments: ["test", "null"])
     func infoPreflightIsCacheableAndAllowsGet(origin: String) throws {
         // The suite's verify_options(base_url + '/info', 'OPTIONS, GET'), including Origin: null echoed.
-        let response = try respond(SockJSRequest(method: "OPTIONS", path: "/info", origin: origin))
+        let response = try respond(SockJSRequest(method: "OPTIONS", path: "/info", origin: origin), rules: suiteRules)
         expectPreflight(response, methods: ["OPTIONS", "GET"], origin: origin)
     }
 }
@@ -217,7 +221,7 @@ struct SockJSServiceCORSTests {
     func xhrPreflightIsCacheableAndAllowsPost(path: String) throws {
         // The suite's verify_options(url, 'OPTIONS, POST') for origins 'test' and 'null'.
         for origin in ["test", "null"] {
-            let response = try respond(SockJSRequest(method: "OPTIONS", path: path, origin: origin))
+            let response = try respond(SockJSRequest(method: "OPTIONS", path: path, origin: origin), rules: suiteRules)
             expectPreflight(response, methods: ["OPTIONS", "POST"], origin: origin)
         }
     }
@@ -225,12 +229,13 @@ struct SockJSServiceCORSTests {
     @Test func requestedHeadersAreEchoedWhenNonEmpty() throws {
         // Access-Control-Request-Headers comes back as Access-Control-Allow-Headers, but only when non-empty.
         let echoed = try respond(
-            SockJSRequest(method: "OPTIONS", path: "/000/s/xhr", origin: "test", accessControlRequestHeaders: "a, b, c")
+            SockJSRequest(method: "OPTIONS", path: "/000/s/xhr", origin: "test", accessControlRequestHeaders: "a, b, c"),
+            rules: suiteRules
         )
         #expect(echoed.header("Access-Control-Allow-Headers") == "a, b, c")
         expectCORS(echoed, origin: "test")
 
-        let empty = try respond(SockJSRequest(method: "OPTIONS", path: "/000/s/xhr", origin: "test", accessControlRequestHeaders: ""))
+        let empty = try respond(SockJSRequest(method: "OPTIONS", path: "/000/s/xhr", origin: "test", accessControlRequestHeaders: ""), rules: suiteRules)
         #expect(empty.header("Access-Control-Allow-Headers") == nil)
         expectCORS(empty, origin: "test")
 
@@ -240,17 +245,17 @@ struct SockJSServiceCORSTests {
 
     @Test func xhrResponsesEchoTheOrigin() throws {
         // The suite: xhr and xhr_send with Origin 'test' carry verify_cors(r, 'test').
-        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "test"))
+        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "test"), rules: suiteRules)
         expectCORS(poll.head, origin: "test")
-        let streaming = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr_streaming", origin: "test"))
+        let streaming = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr_streaming", origin: "test"), rules: suiteRules)
         expectCORS(streaming.head, origin: "test")
-        let sent = try send(SockJSRequest(method: "POST", path: "/000/s/xhr_send", origin: "test"))
+        let sent = try send(SockJSRequest(method: "POST", path: "/000/s/xhr_send", origin: "test"), rules: suiteRules)
         expectCORS(sent.success, origin: "test")
     }
 
     @Test func nullOriginIsEchoedForXHR() throws {
         // Browsers send Origin: null from file: pages; the suite expects it echoed.
-        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "null"))
+        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "null"), rules: suiteRules)
         #expect(poll.head.header("Access-Control-Allow-Origin") == "null")
     }
 
@@ -615,5 +620,56 @@ struct HTTPDateTests {
         // Leap years and the last second of a year.
         #expect(HTTPDate.format(epochSeconds: 951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
         #expect(HTTPDate.format(epochSeconds: 1_704_067_199) == "Sun, 31 Dec 2023 23:59:59 GMT")
+    }
+}
+
+@Suite("Service: origins (allow-list, credentials)")
+struct SockJSServiceOriginTests {
+    @Test func foreignOriginGetsStarWithoutCredentialsByDefault() throws {
+        // No allow-list and no opt-in: any page may read, none with the user's cookies.
+        let info = try respond(SockJSRequest(method: "GET", path: "/info", origin: "https://evil.example"))
+        #expect(info.header("Access-Control-Allow-Origin") == "*")
+        #expect(info.header("Access-Control-Allow-Credentials") == nil)
+        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "https://evil.example"))
+        #expect(poll.head.header("Access-Control-Allow-Origin") == "*")
+        #expect(poll.head.header("Access-Control-Allow-Credentials") == nil)
+    }
+
+    @Test func listedOriginIsEchoedWithCredentials() throws {
+        let rules = SockJSServiceRules(allowedOrigins: ["https://app.example"])
+        let poll = try receive(SockJSRequest(method: "POST", path: "/000/s/xhr", origin: "https://app.example"), rules: rules)
+        #expect(poll.head.header("Access-Control-Allow-Origin") == "https://app.example")
+        #expect(poll.head.header("Access-Control-Allow-Credentials") == "true")
+    }
+
+    @Test(arguments: [("GET", "/info"), ("OPTIONS", "/info"), ("GET", "/iframe.html"), ("OPTIONS", "/000/s/xhr"), ("POST", "/000/s/xhr"), ("GET", "/websocket")])
+    func foreignOriginIsRefusedEverywhereWithAList(method: String, path: String) throws {
+        let rules = SockJSServiceRules(allowedOrigins: ["https://app.example"])
+        for origin in ["https://evil.example", "null"] {
+            let response = try respond(SockJSRequest(method: method, path: path, origin: origin), rules: rules)
+            #expect(response.status == 403, "\(method) \(path) from \(origin)")
+            #expect(response.header("Access-Control-Allow-Origin") == nil)
+        }
+    }
+
+    @Test func nullIsAllowedWhenListed() throws {
+        let rules = SockJSServiceRules(allowedOrigins: ["null"])
+        let info = try respond(SockJSRequest(method: "GET", path: "/info", origin: "null"), rules: rules)
+        #expect(info.status == 200)
+        #expect(info.header("Access-Control-Allow-Origin") == "null")
+    }
+
+    @Test func iframeMayOnlyBeFramedByListedPages() throws {
+        let rules = SockJSServiceRules(allowedOrigins: ["https://b.example", "https://a.example"])
+        let page = try respond(SockJSRequest(method: "GET", path: "/iframe.html"), rules: rules)
+        #expect(page.header("Content-Security-Policy") == "frame-ancestors 'self' https://a.example https://b.example")
+        #expect(try respond(SockJSRequest(method: "GET", path: "/iframe.html")).header("Content-Security-Policy") == nil)
+    }
+
+    @Test func sessionCookieValueIsTheEchoedOne() {
+        #expect(SockJSServiceRules.sessionCookieValue(nil) == "dummy")
+        #expect(SockJSServiceRules.sessionCookieValue("a=b; JSESSIONID=xyz") == "xyz")
+        #expect(SockJSServiceRules.sessionCookieValue("JSESSIONID=a;b") == "a")
+        #expect(SockJSServiceRules.sessionCookieValue("JSESSIONID=\"q\"") == "dummy")
     }
 }
