@@ -97,6 +97,13 @@ public struct HTTPRequestParser: Sendable {
         }
     }
 
+    /// Bytes of the current chunk not read yet: a caller can refuse a body whose announced chunk
+    /// already exceeds its bound, before the chunk arrives.
+    public var remainingChunkBytes: Int {
+        if case .chunkData(let remaining) = state { return remaining }
+        return 0
+    }
+
     /// The error that stopped the parser, if any.
     public var error: HTTPRequestError? {
         if case .failed(let error) = state { return error }

@@ -27,8 +27,9 @@ public struct SockwayConfiguration: Sendable {
     /// connection's opening); then the connection is closed with `408`. Bounds slow-head ("slowloris")
     /// clients. Default 10 s.
     public var requestHeadTimeout: TimeAmount
-    /// How long a request body may pause between two reads before the connection is closed with
-    /// `408`. Default 30 s.
+    /// How long a client has to send a request body, plus one second per 16 KiB it sent (so a large
+    /// body at 16 KiB/s or more is never cut); then the connection is closed with `408`. Bounds
+    /// slow-body clients. Default 20 s.
     public var requestBodyTimeout: TimeAmount
     /// How long a kept-alive connection may wait idle for its next request before it is closed
     /// (nginx's default). Default 75 s.
@@ -62,7 +63,7 @@ public struct SockwayConfiguration: Sendable {
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
         memoryTrimInterval: TimeAmount? = .seconds(10),
         requestHeadTimeout: TimeAmount = .seconds(10),
-        requestBodyTimeout: TimeAmount = .seconds(30),
+        requestBodyTimeout: TimeAmount = .seconds(20),
         keepAliveTimeout: TimeAmount = .seconds(75),
         maxRequestLineBytes: Int = 8192,
         maxRequestHeadBytes: Int = 16384,

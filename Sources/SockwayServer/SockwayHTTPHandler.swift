@@ -153,8 +153,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var idleSince = NIODeadline.uptimeNanoseconds(0)
     /// When the first byte of the head being read arrived.
     private var headStartedAt: NIODeadline?
-    /// When body bytes of the current request last arrived.
-    private var bodyProgressAt = NIODeadline.uptimeNanoseconds(0)
+    /// When the body of the current request started (its head was complete).
+    private var bodyStartedAt = NIODeadline.uptimeNanoseconds(0)
 
     /// Performs WebSocket upgrades; `nil` in tests without WebSocket.
     private let upgrader: SockwayWebSocketUpgrader?
@@ -198,7 +198,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             inbound.writeBuffer(&bytes)
         }
-        if case .reading = mode { bodyProgressAt = context.eventLoop.now }
         parseRequests(context: context)
     }
 
@@ -227,6 +226,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             guard let part else { break }
             handlePart(part, context: context)
+        }
+        if case .reading(let head, let limit) = mode, body.readableBytes + parser.remainingChunkBytes > limit {
+            // A chunk announced larger than the body's bound: refused before its bytes arrive.
+            refuseBody(head, context: context)
         }
         if inbound.readableBytes == 0 {
             inbound.clear()
@@ -272,11 +275,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if parser.bodyFraming != .none, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            bodyProgressAt = context.eventLoop.now
+            bodyStartedAt = context.eventLoop.now
             mode = .reading(head, limit: limit)
         case .body(let part):
             guard case .reading(let head, let limit) = mode else { return }
-            if body.readableBytes + part.readableBytes > limit {
+            if body.readableBytes + part.readableBytes + parser.remainingChunkBytes > limit {
                 refuseBody(head, context: context)
             } else if body.readableBytes == 0 {
                 body = part
@@ -425,7 +428,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if requestsSeen == 0 { return (idleSince + configuration.requestHeadTimeout, .head) }
             return (idleSince + configuration.keepAliveTimeout, .idle)
         case .reading:
-            return (bodyProgressAt + configuration.requestBodyTimeout, .body)
+            // A body has the timeout, and a second more per 16 KiB received: a large upload at a
+            // reasonable rate never hits it; a body trickled a byte at a time does.
+            let earned = TimeAmount.seconds(Int64(body.readableBytes >> 14))
+            return (bodyStartedAt + configuration.requestBodyTimeout + earned, .body)
         default:
             return nil
         }

@@ -73,6 +73,43 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("sio-connect-timeout"), help: "Socket.IO: seconds a client may take to connect to a namespace after its handshake.")
     var sioConnectTimeout: Double = 45
 
+    @Flag(name: .customLong("allow-any-origin-with-credentials"), help: "Without --allowed-origin: echo any page's origin with Access-Control-Allow-Credentials (sockjs-node's CORS; any site may then use the user's cookies).")
+    var allowAnyOriginWithCredentials = false
+
+    @Flag(name: .customLong("cookie-needed"), help: "Set JSESSIONID on SockJS session responses (for sticky load balancers); sessions are then bound to it.")
+    var cookieNeeded = false
+
+    @Option(name: .customLong("session-binding"), help: "What a SockJS session is bound to besides its id: auto (the JSESSIONID cookie where it is on), none, cookie or address.")
+    var sessionBinding: BindingMode = .auto
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds a client has to send a whole request head (then 408 and close).")
+    var headerTimeout: Double = 10
+
+    @Option(name: .customLong("body-timeout"), help: "Seconds a client has to send a request body, plus one per 16 KiB sent (then 408 and close).")
+    var bodyTimeout: Double = 20
+
+    @Option(name: .customLong("keep-alive-timeout"), help: "Seconds an idle kept-alive connection waits for its next request.")
+    var keepAliveTimeout: Double = 75
+
+    @Option(name: .customLong("max-request-line"), help: "Longest request line, in bytes (414 past it).")
+    var maxRequestLine = 8192
+
+    @Option(name: .customLong("max-head-bytes"), help: "Largest request head, in bytes (431 past it).")
+    var maxHeadBytes = 16384
+
+    @Option(name: .customLong("max-header-fields"), help: "Most header fields in a request (431 past it).")
+    var maxHeaderFields = 100
+
+    @Option(name: .customLong("max-sessions"), help: "Sessions alive at once over every endpoint (503 / close 1013 past it); 0: no bound.")
+    var maxSessions = 100_000
+
+    @Option(name: .customLong("max-sessions-per-address"), help: "Sessions alive at once per client address, IPv6 by /64 (503 / close 1013 past it); 0: no bound.")
+    var maxSessionsPerAddress = 1_000
+
+    enum BindingMode: String, ExpressibleByArgument, CaseIterable {
+        case auto, none, cookie, address
+    }
+
     enum CompressionMode: String, ExpressibleByArgument, CaseIterable {
         case perConnection = "per-connection"
         case shared
@@ -93,6 +130,13 @@ struct Serve: AsyncParsableCommand {
         }
         guard sioConnectTimeout > 0 && sioConnectTimeout < 86_400 else { throw ValidationError("--sio-connect-timeout must be between 0 and 86400 seconds") }
         guard eioMaxPayload > 0 && eioMaxPayload <= Int(UInt32.max) else { throw ValidationError("--eio-max-payload must be 1...4294967295") }
+        for value in [headerTimeout, bodyTimeout, keepAliveTimeout] where !(value > 0 && value < 86_400) {
+            throw ValidationError("--header-timeout, --body-timeout and --keep-alive-timeout must be between 0 and 86400 seconds")
+        }
+        guard maxRequestLine >= 64, maxHeadBytes >= 256, maxHeaderFields >= 1 else {
+            throw ValidationError("--max-request-line must be at least 64, --max-head-bytes at least 256, --max-header-fields at least 1")
+        }
+        guard maxSessions >= 0, maxSessionsPerAddress >= 0 else { throw ValidationError("--max-sessions and --max-sessions-per-address must be 0 or more") }
         for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
             throw ValidationError("--ws-ping-interval and --ws-idle-timeout must be between 0 and 86400 seconds")
         }
@@ -111,9 +155,19 @@ struct Serve: AsyncParsableCommand {
         case .shared: deflate = .init(compression: .sharedPerEventLoop)
         case .none: deflate = .disabled
         }
+        let binding: SessionBinding? =
+            switch sessionBinding {
+            case .auto: nil
+            case .none: SessionBinding.none
+            case .cookie: .cookie
+            case .address: .clientAddress
+            }
         let options = SockwayEndpointOptions(
+            cookieNeeded: cookieNeeded,
             clientScriptURL: sockjsURL,
             allowedOrigins: allowedOrigins.isEmpty ? nil : Set(allowedOrigins),
+            allowAnyOriginWithCredentials: allowAnyOriginWithCredentials,
+            sessionBinding: binding,
             responseLimit: responseLimit,
             heartbeatInterval: .nanoseconds(Int64(heartbeat * 1e9)),
             disconnectDelay: .nanoseconds(Int64(disconnectDelay * 1e9)),
@@ -124,8 +178,25 @@ struct Serve: AsyncParsableCommand {
             webSocketPingInterval: wsPingInterval.map { .nanoseconds(Int64($0 * 1e9)) },
             webSocketIdleTimeout: wsIdleTimeout.map { .nanoseconds(Int64($0 * 1e9)) }
         )
-        var configuration = SockwayConfiguration(host: host, port: port, clientScriptURL: sockjsURL)
+        var configuration = SockwayConfiguration(
+            host: host,
+            port: port,
+            clientScriptURL: sockjsURL,
+            requestHeadTimeout: .nanoseconds(Int64(headerTimeout * 1e9)),
+            requestBodyTimeout: .nanoseconds(Int64(bodyTimeout * 1e9)),
+            keepAliveTimeout: .nanoseconds(Int64(keepAliveTimeout * 1e9)),
+            maxRequestLineBytes: maxRequestLine,
+            maxRequestHeadBytes: maxHeadBytes,
+            maxRequestHeaderFields: maxHeaderFields,
+            maxSessions: maxSessions == 0 ? nil : maxSessions,
+            maxSessionsPerAddress: maxSessionsPerAddress == 0 ? nil : maxSessionsPerAddress
+        )
         if let threads { configuration.eventLoopThreads = threads }
+        if allowAnyOriginWithCredentials && allowedOrigins.isEmpty {
+            logger.warning("--allow-any-origin-with-credentials: any site's page may make credentialed requests to these endpoints (CORS echoes every origin with Access-Control-Allow-Credentials)")
+        } else if allowAnyOriginWithCredentials {
+            logger.notice("--allow-any-origin-with-credentials has no effect with --allowed-origin: only the listed origins get credentialed CORS")
+        }
         let server = SockwayServer(
             configuration: configuration,
             logger: logger,
