@@ -29,10 +29,11 @@ public struct SockwayConfiguration: Sendable {
     public var requestHeadTimeout: TimeAmount
     /// How long a client has to send a request body, plus one second per 16 KiB it sent (so a large
     /// body at 16 KiB/s or more is never cut); then the connection is closed with `408`. Bounds
-    /// slow-body clients. Default 20 s.
+    /// slow-body clients. Default 10 s.
     public var requestBodyTimeout: TimeAmount
-    /// How long a kept-alive connection may wait idle for its next request before it is closed
-    /// (nginx's default). Default 75 s.
+    /// How long a kept-alive connection may wait idle for its next request before it is closed.
+    /// Browsers resend a request whose reused connection was closed under it. Behind a proxy that
+    /// keeps upstream connections alive, set this above the proxy's idle timeout. Default 15 s.
     public var keepAliveTimeout: TimeAmount
     /// Longest request line, in bytes; more is answered `414`. Default 8 KiB.
     public var maxRequestLineBytes: Int
@@ -63,8 +64,8 @@ public struct SockwayConfiguration: Sendable {
         clientScriptURL: String = SockJSServiceRules.defaultClientScriptURL,
         memoryTrimInterval: TimeAmount? = .seconds(10),
         requestHeadTimeout: TimeAmount = .seconds(10),
-        requestBodyTimeout: TimeAmount = .seconds(20),
-        keepAliveTimeout: TimeAmount = .seconds(75),
+        requestBodyTimeout: TimeAmount = .seconds(10),
+        keepAliveTimeout: TimeAmount = .seconds(15),
         maxRequestLineBytes: Int = 8192,
         maxRequestHeadBytes: Int = 16384,
         maxRequestHeaderFields: Int = 100,

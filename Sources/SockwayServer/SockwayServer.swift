@@ -60,6 +60,13 @@ public final class SockwayServer: Service, Sendable {
         }
     }
 
+    /// Clients refused so far, by reason (`malformed_request`, `head_timeout`, `session_limit`,
+    /// `foreign_origin`...; see ``SockwayRefusal/name``), for metrics.
+    public var refusalCounts: [String: Int] { runtime.refusals.totals }
+
+    /// Sessions alive now, over every endpoint.
+    public var sessionCount: Int { runtime.budget.sessions }
+
     /// Closes every open session of every endpoint with `code` and `reason`.
     public func closeAllSessions(code: Int = 1001, reason: String = "Server shutting down") async {
         let close = SockJSCloseReason(code: code, reason: reason)

@@ -86,10 +86,10 @@ struct Serve: AsyncParsableCommand {
     var headerTimeout: Double = 10
 
     @Option(name: .customLong("body-timeout"), help: "Seconds a client has to send a request body, plus one per 16 KiB sent (then 408 and close).")
-    var bodyTimeout: Double = 20
+    var bodyTimeout: Double = 10
 
     @Option(name: .customLong("keep-alive-timeout"), help: "Seconds an idle kept-alive connection waits for its next request.")
-    var keepAliveTimeout: Double = 75
+    var keepAliveTimeout: Double = 15
 
     @Option(name: .customLong("max-request-line"), help: "Longest request line, in bytes (414 past it).")
     var maxRequestLine = 8192
