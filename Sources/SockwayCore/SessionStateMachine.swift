@@ -23,6 +23,9 @@ public struct SockwayCloseReason: Hashable, Sendable, CustomStringConvertible {
     public static let serverShuttingDown = SockwayCloseReason(code: 1001, reason: "Server shutting down")
     /// `1013`: the outbound queue of a session whose client does not keep up is full.
     public static let sendQueueFull = SockwayCloseReason(code: 1013, reason: "Send queue full")
+    /// `1013`: the server's bound on bytes queued over all sessions is reached, and this session's
+    /// client is not taking its messages.
+    public static let serverQueuesFull = SockwayCloseReason(code: 1013, reason: "Server queues full")
     /// `1013`: the application does not consume inbound messages fast enough.
     public static let receiveQueueFull = SockwayCloseReason(code: 1013, reason: "Receive queue full")
     /// `1009`: an inbound message or payload is over the configured limit.
@@ -136,6 +139,8 @@ public protocol SessionStateMachine: Sendable {
     var deadline: NIODeadline? { get }
     /// Messages waiting in the outbox.
     var queuedMessages: Int { get }
+    /// Bytes of the messages waiting in the outbox.
+    var queuedBytes: Int { get }
     /// The outbox is at least half full: a client whose messages the application answers should wait.
     var isBackedUp: Bool { get }
 

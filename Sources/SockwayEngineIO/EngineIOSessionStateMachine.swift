@@ -106,6 +106,7 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
     }
 
     public var queuedMessages: Int { outbox.count }
+    public var queuedBytes: Int { outbox.bytes }
     public var isBackedUp: Bool { outbox.isBackedUp }
 
     /// The `open` packet: the handshake's JSON, with the upgrades this session can still make.

@@ -149,7 +149,8 @@ final class EngineIORuntime: Sendable {
             eventLoop: loop,
             machine: EngineIOSessionStateMachine(sid: sid, transport: transport, configuration: machineConfiguration),
             options: endpoint.options,
-            handler: endpoint.handler
+            handler: endpoint.handler,
+            queuedMeter: budget.queued
         ) { reaped in
             store.remove(id: sid, core: reaped)
             budget.release(place)

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -32,15 +33,19 @@ final class SessionBudget: Sendable {
 
     let maxSessions: Int?
     let maxSessionsPerAddress: Int?
+    /// Bytes waiting in every session's outbox.
+    let queued: QueuedBytesMeter
     private let state = NIOLockedValueBox(State())
 
-    init(maxSessions: Int?, maxSessionsPerAddress: Int?) {
+    init(maxSessions: Int?, maxSessionsPerAddress: Int?, maxQueuedBytes: Int? = nil) {
         self.maxSessions = maxSessions
         self.maxSessionsPerAddress = maxSessionsPerAddress
+        self.queued = QueuedBytesMeter(limit: maxQueuedBytes)
     }
 
     /// Takes a place for a session of a client at `address`, or says which bound refuses it.
     func admit(_ address: SocketAddress?) -> Result<Place, SockwayRefusal> {
+        if queued.isOverLimit { return .failure(.queuedBytesLimit) }
         let key = address.flatMap(Self.key(for:))
         return state.withLockedValue { state in
             if let maxSessions, state.sessions >= maxSessions { return .failure(.sessionLimit) }
@@ -91,5 +96,28 @@ final class SessionBudget: Sendable {
         case .unixDomainSocket:
             return nil
         }
+    }
+}
+
+/// The bytes waiting in every session's outbox, server-wide. A session adds what its outbox grew by
+/// and takes off what it wrote (only when that changed: a session whose messages go straight out,
+/// as on a WebSocket, never touches it).
+final class QueuedBytesMeter: Sendable {
+    let limit: Int?
+    private let total = ManagedAtomic<Int>(0)
+
+    init(limit: Int?) {
+        self.limit = limit
+    }
+
+    func add(_ delta: Int) {
+        total.wrappingIncrement(by: delta, ordering: .relaxed)
+    }
+
+    var bytes: Int { total.load(ordering: .relaxed) }
+
+    var isOverLimit: Bool {
+        guard let limit else { return false }
+        return bytes > limit
     }
 }

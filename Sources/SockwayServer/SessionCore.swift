@@ -55,6 +55,9 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var onReap: ((SessionCore) -> Void)?
     /// What a request must present to reach this session besides its id (set when it is created).
     var binding = SessionBindingToken.none
+    /// The server-wide outbox meter, and what this session has added to it.
+    private let queuedMeter: QueuedBytesMeter?
+    private var accountedBytes = 0
 
     private var deliveryDepth = 0
     private var flushDeferred = false
@@ -92,12 +95,14 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         machine: Machine,
         options: SockwayEndpointOptions,
         handler: SockwayEndpoint.Handler,
+        queuedMeter: QueuedBytesMeter? = nil,
         onReap: @escaping (SessionCore) -> Void
     ) {
         self.eventLoop = eventLoop
         self.machine = machine
         self.options = options
         self.handler = handler
+        self.queuedMeter = queuedMeter
         self.onReap = onReap
     }
 
@@ -191,6 +196,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// Sends a binary message: in the machine's frames if its protocol carries them, else beside them
     /// on a receiver that does (a raw WebSocket); otherwise it is dropped.
     func sendBinary(_ message: ByteBuffer) {
+        guard !refusedForServerQueues() else { return }
+        defer { accountQueuedBytes() }
         switch machine.enqueueBinary(message) {
         case .queued: scheduleFlush()
         case .notOpen: break
@@ -208,18 +215,40 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     }
 
     func send(_ message: String) {
+        guard !refusedForServerQueues() else { return }
         switch machine.enqueue(message) {
         case .queued: scheduleFlush()
         case .notOpen, .unsupported: break
         case .overflow: close(.sendQueueFull)
         }
+        accountQueuedBytes()
     }
 
     func send(contentsOf messages: [String]) {
+        guard !refusedForServerQueues() else { return }
         switch machine.enqueue(contentsOf: messages) {
         case .queued: scheduleFlush()
-        case .notOpen, .unsupported: return
+        case .notOpen, .unsupported: break
         case .overflow: close(.sendQueueFull)
+        }
+        accountQueuedBytes()
+    }
+
+    /// Past the server-wide outbox bound, a session that is already holding messages (its client is
+    /// slow or away) is closed with `1013` rather than given more; sessions whose messages go straight
+    /// out are not touched.
+    private func refusedForServerQueues() -> Bool {
+        guard let queuedMeter, machine.queuedMessages > 0, queuedMeter.isOverLimit else { return false }
+        close(.serverQueuesFull)
+        return true
+    }
+
+    private func accountQueuedBytes() {
+        guard let queuedMeter else { return }
+        let queued = machine.queuedBytes
+        if queued != accountedBytes {
+            queuedMeter.add(queued - accountedBytes)
+            accountedBytes = queued
         }
     }
 
@@ -370,6 +399,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             current.finish()
             arm(deadline)
         }
+        accountQueuedBytes()
         releaseDrainWaiters()
     }
 
@@ -447,6 +477,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             }
         }
         if spent, let target { budgetSpent(target) }
+        accountQueuedBytes()
         releaseDrainWaiters()
         runDepth -= 1
         // Application callbacks run after the actions, so that a callback that sends or closes sees a
@@ -475,6 +506,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             runCloseWatchers()
         case .reap:
             runCloseWatchers()
+            queuedMeter?.add(-accountedBytes)
+            accountedBytes = 0
             let reap = onReap
             onReap = nil
             delegate = nil

@@ -40,6 +40,7 @@ final class EndpointRuntime: Sendable {
             machine: SockJSSessionStateMachine(configuration: configuration),
             options: endpoint.options,
             handler: endpoint.handler,
+            queuedMeter: budget.queued,
             onReap: onReap
         )
     }

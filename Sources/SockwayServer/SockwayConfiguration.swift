@@ -52,6 +52,11 @@ public struct SockwayConfiguration: Sendable {
     /// Sessions alive at once per client address (IPv6 by /64), answered as ``maxSessions``. Behind
     /// a proxy every client has the proxy's address: raise it there. `nil`: no bound. Default 1,000.
     public var maxSessionsPerAddress: Int?
+    /// Bytes waiting in all sessions' outboxes together (messages for clients that are slow or
+    /// between polls). Past it, new sessions get `503`/`1013` and a session that is holding messages
+    /// and gets more closes with `1013 "Server queues full"`. `nil`: no bound. Default 2 GiB (each
+    /// session is also bounded by ``SockwayEndpointOptions/maxQueuedBytes``).
+    public var maxTotalQueuedBytes: Int?
     /// The `Retry-After` of a `503` for a session refused by a bound, in seconds. Default 5.
     public var retryAfterSeconds: Int
 
@@ -72,6 +77,7 @@ public struct SockwayConfiguration: Sendable {
         maxPipelinedBytes: Int = 64 * 1024,
         maxSessions: Int? = 100_000,
         maxSessionsPerAddress: Int? = 1_000,
+        maxTotalQueuedBytes: Int? = 2 << 30,
         retryAfterSeconds: Int = 5
     ) {
         self.host = host
@@ -90,6 +96,7 @@ public struct SockwayConfiguration: Sendable {
         self.maxPipelinedBytes = maxPipelinedBytes
         self.maxSessions = maxSessions
         self.maxSessionsPerAddress = maxSessionsPerAddress
+        self.maxTotalQueuedBytes = maxTotalQueuedBytes
         self.retryAfterSeconds = retryAfterSeconds
     }
 

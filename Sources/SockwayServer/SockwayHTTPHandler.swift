@@ -37,7 +37,11 @@ final class ServerRuntime: Sendable {
     init(configuration: SockwayConfiguration, endpoints: [SockwayEndpoint], loops: [any EventLoop], logger: Logger = Logger(label: "sockway")) {
         self.configuration = configuration
         let refusals = RefusalLog(logger: logger)
-        let budget = SessionBudget(maxSessions: configuration.maxSessions, maxSessionsPerAddress: configuration.maxSessionsPerAddress)
+        let budget = SessionBudget(
+            maxSessions: configuration.maxSessions,
+            maxSessionsPerAddress: configuration.maxSessionsPerAddress,
+            maxQueuedBytes: configuration.maxTotalQueuedBytes
+        )
         self.refusals = refusals
         self.budget = budget
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }

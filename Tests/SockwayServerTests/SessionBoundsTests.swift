@@ -88,6 +88,37 @@ struct SessionBudgetTests {
         #expect(refused.header("Retry-After") == "5")
     }
 
+    @Test("past the server-wide queued-bytes bound, new sessions get 503 and a session holding messages closes with 1013")
+    func queuedBytesBound() throws {
+        let server = InMemoryServer(
+            endpoints: SockwayDemoEndpoints.all(options: .init()),
+            configuration: .init(maxTotalQueuedBytes: 1000)
+        )
+        let slow = try server.connect()
+        try slow.request("POST", "/echo/000/slow/xhr")
+        #expect(try slow.readResponse().body == "o\n")
+        let big = "[\"" + String(repeating: "x", count: 2000) + "\"]"
+        try slow.request("POST", "/echo/000/slow/xhr_send", body: big)
+        #expect(try slow.readResponse().status == 204)
+        #expect(server.runtime.budget.queued.bytes > 1000)
+
+        let newcomer = try server.connect(from: "10.0.0.9")
+        try newcomer.request("POST", "/echo/000/new/xhr")
+        #expect(try newcomer.readResponse().status == 503)
+
+        try slow.request("POST", "/echo/000/slow/xhr_send", body: "[\"more\"]")
+        _ = try slow.readResponse()
+        try slow.request("POST", "/echo/000/slow/xhr")
+        let drained = try slow.readResponse().body
+        #expect(drained.hasPrefix("a[\"xxx"), "what was queued before is still delivered")
+        try slow.request("POST", "/echo/000/slow/xhr")
+        #expect(try slow.readResponse().body == "c[1013,\"Server queues full\"]\n")
+        #expect(server.runtime.budget.queued.bytes == 0)
+
+        try newcomer.request("POST", "/echo/000/new/xhr")
+        #expect(try newcomer.readResponse().body == "o\n")
+    }
+
     @Test("IPv6 clients are counted by their /64; IPv4-mapped addresses as their IPv4 client")
     func addressKeys() throws {
         let a = try SessionBudget.key(for: SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1))
