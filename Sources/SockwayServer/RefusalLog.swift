@@ -7,6 +7,7 @@ import SockwayHTTP
 public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible {
     enum Kind: Hashable, Sendable {
         case malformedRequest(HTTPRequestError)
+        case malformedFrame(code: UInt16)
         case headTimeout
         case bodyTimeout
         case bodyTooLarge
@@ -20,6 +21,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
     let kind: Kind
 
     static func malformedRequest(_ error: HTTPRequestError) -> Self { Self(kind: .malformedRequest(error)) }
+    static func malformedFrame(code: UInt16) -> Self { Self(kind: .malformedFrame(code: code)) }
     static let headTimeout = Self(kind: .headTimeout)
     static let bodyTimeout = Self(kind: .bodyTimeout)
     static let bodyTooLarge = Self(kind: .bodyTooLarge)
@@ -33,6 +35,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
     public var name: String {
         switch kind {
         case .malformedRequest: "malformed_request"
+        case .malformedFrame: "malformed_frame"
         case .headTimeout: "head_timeout"
         case .bodyTimeout: "body_timeout"
         case .bodyTooLarge: "body_too_large"
@@ -47,6 +50,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
     public var description: String {
         switch kind {
         case .malformedRequest(let error): "malformed request (\(error))"
+        case .malformedFrame(let code): "WebSocket frame or message refused (close \(code))"
         case .headTimeout: "request head not received in time"
         case .bodyTimeout: "request body stalled"
         case .bodyTooLarge: "request body over its bound"

@@ -172,7 +172,7 @@ public final class SockwayServer: Service, Sendable {
                     )
                 }
                 try channel.pipeline.syncOperations.addHandler(
-                    SockwayWebSocketHandler(options: target.options, link: target.link, compression: codec)
+                    SockwayWebSocketHandler(options: target.options, link: target.link, compression: codec, refusals: runtime.refusals)
                 )
             }
         )

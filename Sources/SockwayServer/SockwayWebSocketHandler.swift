@@ -60,15 +60,19 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
     private var readsPaused = false
     private var readPending = false
 
-    init(options: SockwayEndpointOptions, link: any WebSocketSessionLink, compression: PerMessageDeflateCodec? = nil) {
+    init(options: SockwayEndpointOptions, link: any WebSocketSessionLink, compression: PerMessageDeflateCodec? = nil, refusals: RefusalLog? = nil) {
         self.options = options
         self.link = link
+        self.refusals = refusals
         self.protocolState = WebSocketConnectionStateMachine(
             configuration: .init(maxMessageSize: options.maxMessageBytes),
             compression: compression
         )
         self.reader = WebSocketFrameReader(maxFrameSize: options.maxMessageBytes)
     }
+
+    /// Where frames that break the protocol are logged (rate-limited); `nil` in tests.
+    private let refusals: RefusalLog?
 
     var eventLoop: (any EventLoop)? { context?.eventLoop }
     var channel: (any Channel)? { context?.channel }
@@ -145,6 +149,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
                 frame = try reader.next()
             } catch {
                 if case .fail(let code, let reason) = protocolState.decodingFailed(tooBig: true) {
+                    refusals?.log(.malformedFrame(code: code), from: context.channel.remoteAddress)
                     failConnection(code: code, reason: reason, context: context)
                 } else {
                     context.close(promise: nil)
@@ -186,6 +191,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
             finished = true
             context.close(promise: nil)
         case .fail(let code, let reason):
+            refusals?.log(.malformedFrame(code: code), from: context.channel.remoteAddress)
             failConnection(code: code, reason: reason, context: context)
         }
     }

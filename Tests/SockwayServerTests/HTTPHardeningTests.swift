@@ -293,5 +293,12 @@ struct HTTPHardeningTests {
         try connection.write("GET / HTTP/1.1\r\nHost: h\r\nBad Field: x\r\n\r\n")
         _ = try connection.readText()
         #expect(server.runtime.refusals.totals["malformed_request"] == 1)
+
+        let socket = try server.connect()
+        _ = try socket.upgrade("/echo/websocket")
+        var unmasked = ByteBuffer()
+        unmasked.writeBytes([0x81, 0x01, 0x61])
+        try socket.write(unmasked)
+        #expect(server.runtime.refusals.totals["malformed_frame"] == 1)
     }
 }
