@@ -137,6 +137,9 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var mode = Mode.idle
     private var body = ByteBuffer()
+    /// What `body` adds to the server-wide meter of queued bytes (request bodies being read count
+    /// with the sessions' outboxes).
+    private var accountedBodyBytes = 0
     private var requestHead: HTTPRequestHead?
     private var keepAlive = true
     private var requestComplete = true
@@ -263,8 +266,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestComplete = false
             responseComplete = false
             requestsSeen += 1
-            body.clear()
-            if !upgradeDeclined, upgrader != nil, head.method == .GET,
+            releaseBody()
+            if !upgradeDeclined, upgrader != nil, head.method == .GET, parser.bodyFraming == .none,
                 head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
             {
                 mode = .awaitingUpgrade(head)
@@ -285,12 +288,25 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard case .reading(let head, let limit) = mode else { return }
             if body.readableBytes + part.readableBytes + parser.remainingChunkBytes > limit {
                 refuseBody(head, context: context)
-            } else if body.readableBytes == 0 {
+                return
+            }
+            if server.budget.queued.isOverLimit {
+                server.refusals.log(.queuedBytesLimit, from: context.channel.remoteAddress)
+                keepAlive = false
+                respond(
+                    .error(503, "Server busy, retry later.", headers: [SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))]),
+                    context: context
+                )
+                return
+            }
+            if body.readableBytes == 0 {
                 body = part
             } else {
                 var part = part
                 body.writeBuffer(&part)
             }
+            server.budget.queued.add(part.readableBytes)
+            accountedBodyBytes += part.readableBytes
         case .end:
             requestComplete = true
             switch mode {
@@ -303,6 +319,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     finishSend(send, context: context)
                 } else if case .engineIOCollecting(let runtime, let query, let cors) = mode {
                     finishEngineIOPost(runtime: runtime, query: query, cors: cors, context: context)
+                } else {
+                    releaseBody()
                 }
             default:
                 finishIfDone(context: context)
@@ -316,8 +334,24 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let uri = head.uri[...]
         let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
         if let engineIO = server.matchEngineIO(path: path) { return engineIO.engineIO.maxPayload }
-        if let (runtime, _) = server.match(path: path) { return runtime.rules.maxSendBodyBytes }
-        return 64 * 1024
+        if let (runtime, relative) = server.match(path: path), case .session(_, let transport) = SockJSRoute.parse(relative),
+            case .sender = transport.role
+        {
+            return runtime.rules.maxSendBodyBytes
+        }
+        return Self.maxIgnoredBodyBytes
+    }
+
+    /// The body a request that takes none may carry (read and dropped).
+    static let maxIgnoredBodyBytes = 64 * 1024
+
+    /// Drops the request body and what it counted on the server-wide meter.
+    private func releaseBody() {
+        if accountedBodyBytes > 0 {
+            server.budget.queued.add(-accountedBodyBytes)
+            accountedBodyBytes = 0
+        }
+        body.clear()
     }
 
     /// A body over its bound: `413` at once (with the endpoint's CORS headers, so a page can read it),
@@ -379,6 +413,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        releaseBody()
         if case .receiving(let receiver, let runtime, let sessionID) = mode {
             mode = .idle
             runtime.store.owner(of: sessionID).execute {
@@ -630,10 +665,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 maxMessageBytes: send.runtime.rules.maxMessageBytes
             )
         } catch {
+            releaseBody()
             respond(SockJSServiceRules.response(for: error, headers: send.errorHeaders), context: context)
             return
         }
-        body.clear()
+        releaseBody()
         mode = .delivering
         let runtime = send.runtime
         let sessionID = send.sessionID
@@ -836,6 +872,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finishEngineIOPost(runtime: EngineIORuntime, query: EngineIOQuery, cors: HTTPHeaders, context: ChannelHandlerContext) {
         guard let head = requestHead else { return }
         let payload = body
+        releaseBody()
         body = ByteBuffer()
         mode = .delivering
         let sid = query.sid ?? ""

@@ -173,6 +173,36 @@ struct HTTPHardeningTests {
         #expect(statusLines(try connection.readText()) == ["HTTP/1.1 204 No Content"])
     }
 
+    @Test("a URL that takes no body refuses one over 64 KiB; an upgrade request with a body is not upgraded")
+    func bodiesWhereNoneBelongs() throws {
+        let server = InMemoryServer()
+        let info = try server.connect()
+        try info.write("GET /echo/info HTTP/1.1\r\nHost: h\r\nContent-Length: 70000\r\n\r\n")
+        #expect(statusLines(try info.readText()) == ["HTTP/1.1 413 Payload Too Large"])
+
+        let upgrade = try server.connect()
+        try upgrade.write(
+            "GET /echo/websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                + "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        let lines = statusLines(try upgrade.readText())
+        #expect(lines.count == 1 && !lines[0].contains("101"), "\(lines)")
+    }
+
+    @Test("request bodies count towards the server-wide queued bytes: past the bound a send gets 503 and the connection closes")
+    func bodiesCountTowardsTheServerBound() throws {
+        let server = InMemoryServer(endpoints: SockwayDemoEndpoints.all(options: .init()), configuration: .init(maxTotalQueuedBytes: 100))
+        let connection = try server.connect()
+        try connection.request("POST", "/echo/000/q/xhr")
+        _ = try connection.readResponse()
+        try connection.write("POST /echo/000/q/xhr_send HTTP/1.1\r\nHost: h\r\nContent-Length: 300\r\n\r\n[\"" + String(repeating: "a", count: 150))
+        #expect(server.runtime.budget.queued.bytes >= 150)
+        try connection.write(String(repeating: "a", count: 146) + "\"]")
+        #expect(statusLines(try connection.readText()) == ["HTTP/1.1 503 Service Unavailable"])
+        #expect(!connection.isActive)
+        #expect(server.runtime.budget.queued.bytes == 0)
+    }
+
     @Test("a chunk announced larger than the body's bound is 413 before its bytes arrive")
     func oversizedChunk() throws {
         let server = InMemoryServer()

@@ -95,23 +95,23 @@ struct SessionBudgetTests {
             configuration: .init(maxTotalQueuedBytes: 1000)
         )
         let slow = try server.connect()
-        try slow.request("POST", "/echo/000/slow/xhr")
+        try slow.request("POST", "/chat/000/slow/xhr")
         #expect(try slow.readResponse().body == "o\n")
-        let big = "[\"" + String(repeating: "x", count: 2000) + "\"]"
-        try slow.request("POST", "/echo/000/slow/xhr_send", body: big)
-        #expect(try slow.readResponse().status == 204)
-        #expect(server.runtime.budget.queued.bytes > 1000)
+        let talker = try server.connect(from: "10.0.0.8")
+        _ = try talker.upgrade("/chat/websocket")
+        try talker.sendFrame(opcode: 0x1, Array(String(repeating: "x", count: 2000).utf8))
+        #expect(server.runtime.budget.queued.bytes > 1000, "the broadcast waits in the slow session's outbox")
 
         let newcomer = try server.connect(from: "10.0.0.9")
         try newcomer.request("POST", "/echo/000/new/xhr")
         #expect(try newcomer.readResponse().status == 503)
 
-        try slow.request("POST", "/echo/000/slow/xhr_send", body: "[\"more\"]")
-        _ = try slow.readResponse()
-        try slow.request("POST", "/echo/000/slow/xhr")
-        let drained = try slow.readResponse().body
-        #expect(drained.hasPrefix("a[\"xxx"), "what was queued before is still delivered")
-        try slow.request("POST", "/echo/000/slow/xhr")
+        // More for the session that holds messages: it closes; the talker's own copy went straight out.
+        try talker.sendFrame(opcode: 0x1, Array("more".utf8))
+        #expect(try talker.readFrames().filter { $0.opcode == 0x1 }.map(\.text).last == "more")
+        try slow.request("POST", "/chat/000/slow/xhr")
+        #expect(try slow.readResponse().body.hasPrefix("a[\"xxx"), "what was queued before is still delivered")
+        try slow.request("POST", "/chat/000/slow/xhr")
         #expect(try slow.readResponse().body == "c[1013,\"Server queues full\"]\n")
         #expect(server.runtime.budget.queued.bytes == 0)
 
