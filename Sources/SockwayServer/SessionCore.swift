@@ -197,7 +197,6 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// on a receiver that does (a raw WebSocket); otherwise it is dropped.
     func sendBinary(_ message: ByteBuffer) {
         guard !refusedForServerQueues() else { return }
-        defer { accountQueuedBytes() }
         switch machine.enqueueBinary(message) {
         case .queued: scheduleFlush()
         case .notOpen: break
@@ -221,7 +220,6 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         case .notOpen, .unsupported: break
         case .overflow: close(.sendQueueFull)
         }
-        accountQueuedBytes()
     }
 
     func send(contentsOf messages: [String]) {
@@ -231,25 +229,34 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         case .notOpen, .unsupported: break
         case .overflow: close(.sendQueueFull)
         }
-        accountQueuedBytes()
     }
 
     /// Past the server-wide outbox bound, a session that is already holding messages (its client is
     /// slow or away) is closed with `1013` rather than given more; sessions whose messages go straight
     /// out are not touched.
     private func refusedForServerQueues() -> Bool {
-        guard let queuedMeter, machine.queuedMessages > 0, queuedMeter.isOverLimit else { return false }
+        // `accountedBytes` first: a session whose messages go straight out pays one comparison.
+        guard accountedBytes > 0, let queuedMeter, queuedMeter.isOverLimit else { return false }
         close(.serverQueuesFull)
         return true
     }
 
+    /// Brings the server-wide meter up to date with the outbox (a machine read: called where the
+    /// outbox may have kept something, not for every message that went straight out).
     private func accountQueuedBytes() {
         guard let queuedMeter else { return }
-        let queued = machine.queuedBytes
+        let queued = inPlace { $0.queuedBytes }
         if queued != accountedBytes {
             queuedMeter.add(queued - accountedBytes)
             accountedBytes = queued
         }
+    }
+
+    /// Reads the machine where it is: a plain read of a property of the (generic) machine copies the
+    /// whole machine first, retaining everything it holds (seen in profiles as its value witness).
+    @inline(__always)
+    private func inPlace<T>(_ body: (inout Machine) -> T) -> T {
+        body(&machine)
     }
 
     /// Runs `body` on the machine (an event of its protocol's own, such as an Engine.IO pong) and
@@ -387,7 +394,11 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     }
 
     private func flush() {
-        guard let current = receiver, current.isWritable else { return }
+        guard let current = receiver, current.isWritable else {
+            // What was just queued stays: it counts towards the server-wide bound.
+            accountQueuedBytes()
+            return
+        }
         switch machine.flush(now: eventLoop.now) {
         case .none:
             break
@@ -399,7 +410,8 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
             current.finish()
             arm(deadline)
         }
-        accountQueuedBytes()
+        // A flush hands over everything queued: only a session that had bytes counted settles up.
+        if accountedBytes != 0 { accountQueuedBytes() }
         releaseDrainWaiters()
     }
 
