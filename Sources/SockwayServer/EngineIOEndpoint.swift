@@ -136,12 +136,9 @@ final class EngineIORuntime: Sendable {
         let loop = store.owner(of: sid)
         loop.preconditionInEventLoop()
         let place: SessionBudget.Place
-        switch budget.admit(remoteAddress) {
-        case .success(let granted):
-            place = granted
-        case .failure(let refusal):
-            refusals.log(refusal, from: remoteAddress)
-            return .failure(refusal)
+        switch budget.admit(remoteAddress, logging: refusals) {
+        case .success(let granted): place = granted
+        case .failure(let refusal): return .failure(refusal)
         }
         let store = self.store
         let budget = self.budget

@@ -94,12 +94,9 @@ extension EndpointRuntime {
             return .success(existing)
         }
         let place: SessionBudget.Place
-        switch budget.admit(remoteAddress) {
-        case .success(let granted):
-            place = granted
-        case .failure(let refusal):
-            refusals.log(refusal, from: remoteAddress)
-            return .failure(refusal)
+        switch budget.admit(remoteAddress, logging: refusals) {
+        case .success(let granted): place = granted
+        case .failure(let refusal): return .failure(refusal)
         }
         let store = self.store
         let budget = self.budget

@@ -59,6 +59,13 @@ final class SessionBudget: Sendable {
         }
     }
 
+    /// ``admit(_:)``, with a refusal logged.
+    func admit(_ address: SocketAddress?, logging refusals: RefusalLog) -> Result<Place, SockwayRefusal> {
+        let result = admit(address)
+        if case .failure(let refusal) = result { refusals.log(refusal, from: address) }
+        return result
+    }
+
     func release(_ place: Place) {
         state.withLockedValue { state in
             state.sessions -= 1

@@ -403,11 +403,10 @@ final class SockJSWebSocketLink: WebSocketSessionLink, SessionReceiver {
         self.connection = connection
         let remoteAddress = connection.channel?.remoteAddress
         let place: SessionBudget.Place
-        switch runtime.budget.admit(remoteAddress) {
+        switch runtime.budget.admit(remoteAddress, logging: runtime.refusals) {
         case .success(let granted):
             place = granted
-        case .failure(let refusal):
-            runtime.refusals.log(refusal, from: remoteAddress)
+        case .failure:
             connection.close(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
             return
         }
