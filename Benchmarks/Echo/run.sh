@@ -70,7 +70,7 @@ start_server() { # name port
   local name="$1" port="$2"
   case "$name" in
     sockway)
-      "$SOCKWAY_BUILD/release/sockway" serve --host 127.0.0.1 --port "$port" --compression none --threads "$THREADS" \
+      "$SOCKWAY_BUILD/release/sockway" serve --host 127.0.0.1 --port "$port" --compression none --threads "$THREADS" --max-sessions-per-address 0 \
         >"$SCRATCH/server-$name.log" 2>&1 &
       SERVER_PID=$! ;;
     ws)

@@ -66,7 +66,7 @@ async def open_connections(url, count, compression, batch=500):
 async def measure(sockway, args, compression, count, threads):
     port = free_port()
     server = subprocess.Popen(
-        [sockway, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)] + args,
+        [sockway, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads), "--max-sessions-per-address", "0"] + args,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:

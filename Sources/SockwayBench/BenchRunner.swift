@@ -187,7 +187,8 @@ public struct BenchRunner: Sendable {
         let process = Process()
         // Resolved now: under taskset, /proc/self/exe would name taskset.
         let binary = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var arguments = ["serve", "--host", "127.0.0.1", "--port", String(port)]
+        // Every bench client comes from 127.0.0.1: the per-address session bound is for the internet.
+        var arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--max-sessions-per-address", "0"]
         if let threads { arguments += ["--threads", String(threads)] }
         if let cpus {
             // taskset execs the server, so the PID is the server's.
