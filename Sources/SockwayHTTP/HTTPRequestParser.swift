@@ -345,6 +345,8 @@ public struct HTTPRequestParser: Sendable {
             switch name.utf8.count {
             case 4 where HTTPSyntax.equalsIgnoringCase(name, "host"):
                 hosts += 1
+                // RFC 9112 §3.2: a Host that is not `uri-host [":" port]` is a 400 too.
+                guard value.utf8.allSatisfy(HTTPSyntax.isHostByte) else { throw .badHost }
             case 14 where HTTPSyntax.equalsIgnoringCase(name, "content-length"):
                 contentLengthFields += 1
                 guard let length = HTTPSyntax.parseContentLength(value) else { throw .badContentLength }
@@ -426,6 +428,7 @@ public struct HTTPRequestError: Error, Hashable, Sendable, CustomStringConvertib
         case bareLineFeed = "line ends in a bare LF"
         case missingHost = "no Host header"
         case duplicateHost = "several Host headers"
+        case badHost = "invalid Host header"
         case badContentLength = "invalid or repeated Content-Length"
         case contentLengthWithTransferEncoding = "both Content-Length and Transfer-Encoding"
         case transferEncodingInHTTP10 = "Transfer-Encoding in an HTTP/1.0 request"
@@ -449,6 +452,7 @@ public struct HTTPRequestError: Error, Hashable, Sendable, CustomStringConvertib
     public static let bareLineFeed = Self(kind: .bareLineFeed)
     public static let missingHost = Self(kind: .missingHost)
     public static let duplicateHost = Self(kind: .duplicateHost)
+    public static let badHost = Self(kind: .badHost)
     public static let badContentLength = Self(kind: .badContentLength)
     public static let contentLengthWithTransferEncoding = Self(kind: .contentLengthWithTransferEncoding)
     public static let transferEncodingInHTTP10 = Self(kind: .transferEncodingInHTTP10)
@@ -494,6 +498,20 @@ enum HTTPSyntax {
     /// field-vchar, SP or HTAB: no control character (NUL, CR, LF, DEL...).
     @inline(__always)
     static func isFieldValueByte(_ byte: UInt8) -> Bool { byte >= 0x20 ? byte != 0x7F : byte == 0x09 }
+
+    /// uri-host [":" port] (RFC 3986 §3.2.2): unreserved, pct-encoded, sub-delims, `:` and the
+    /// brackets of an IP literal.
+    static let hostBytes: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return "-._~%!$&'()*+,;=:[]".utf8.contains(UInt8(byte))
+        }
+    }
+
+    @inline(__always)
+    static func isHostByte(_ byte: UInt8) -> Bool { hostBytes[Int(byte)] }
 
     static func hexValue(_ byte: UInt8) -> Int? {
         switch byte {

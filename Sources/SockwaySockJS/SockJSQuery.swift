@@ -10,10 +10,13 @@ public enum SockJSQuery {
     /// The value of the first `name=` pair in a query string or form body, percent-decoded
     /// (`+` as space when `form` is true). `nil` when the name is absent.
     public static func value<S: StringProtocol>(named name: String, in query: S, form: Bool = false) -> String? {
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = percentDecode(parts[0], plusAsSpace: form), key == name else { continue }
-            let raw = parts.count > 1 ? parts[1] : ""
+        // Split on bytes, not Characters: `=` or `&` followed by a combining mark is one Character,
+        // and would otherwise no longer separate anything.
+        for pair in Substring(query).utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let key = Substring(pair[..<(equals ?? pair.endIndex)])
+            guard percentDecode(key, plusAsSpace: form) == name else { continue }
+            let raw = Substring(equals.map { pair[pair.index(after: $0)...] } ?? pair[pair.endIndex...])
             return percentDecode(raw, plusAsSpace: form) ?? String(raw)
         }
         return nil

@@ -14,13 +14,16 @@ public enum SockJSRoute: Hashable, Sendable {
 
     /// Parses a path relative to the endpoint prefix, without its query string.
     public static func parse<S: StringProtocol>(_ path: S) -> SockJSRoute where S.SubSequence == Substring {
-        let path = Substring(path)
-        if path.isEmpty || path == "/" { return .greeting }
-        guard path.first == "/" else { return .notFound }
+        // Bytes, not Characters: `/` followed by a combining mark is one Character, and must still
+        // end a segment (else a session id could hold a `/`).
+        let slash = UInt8(ascii: "/")
+        let path = Substring(path).utf8
+        if path.isEmpty || path.elementsEqual(CollectionOfOne(slash)) { return .greeting }
+        guard path.first == slash else { return .notFound }
         var rest = path.dropFirst()
-        if rest.last == "/" { rest = rest.dropLast() }
+        if rest.last == slash { rest = rest.dropLast() }
         if rest.isEmpty { return .notFound }
-        let segments = rest.split(separator: "/", omittingEmptySubsequences: false)
+        let segments = rest.split(separator: slash, omittingEmptySubsequences: false).map { Substring($0) }
         switch segments.count {
         case 1:
             let name = segments[0]
@@ -46,8 +49,9 @@ public enum SockJSRoute: Hashable, Sendable {
 
     /// `iframe.html`, `iframe-<version>.html`: lowercase letters, digits, `-`, `_` and `.` in between.
     private static func isIframePage(_ name: Substring) -> Bool {
-        guard name.hasPrefix("iframe"), name.hasSuffix(".html"), name.utf8.count >= 11 else { return false }
-        let middle = name.utf8.dropFirst(6).dropLast(5)
+        let utf8 = name.utf8
+        guard utf8.count >= 11, utf8.prefix(6).elementsEqual("iframe".utf8), utf8.suffix(5).elementsEqual(".html".utf8) else { return false }
+        let middle = utf8.dropFirst(6).dropLast(5)
         return middle.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))

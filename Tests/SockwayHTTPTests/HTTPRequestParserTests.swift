@@ -174,6 +174,17 @@ struct HTTPRequestParserTests {
         #expect(parse("GET / HTTP/1.0\r\n\r\n").error == nil)
     }
 
+    @Test("a Host that is not host[:port] is 400 (RFC 9112 §3.2); names, IPv4, IPv6 literals and ports pass")
+    func hostSyntax() {
+        for host in ["example.com", "127.0.0.1:8080", "[::1]:443", "xn--bcher-kva.example", ""] {
+            #expect(parse("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n").error == nil, "\(host)")
+        }
+        // Found by FuzzHTTPRequest: a Host holding another field's text (a space, obs-text) was taken.
+        for host in ["a b", "hransfer-Encoding: \u{B1}chunked", "a/b", "a@b", "a\"b"] {
+            #expect(parse("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n").error == .badHost, "\(host)")
+        }
+    }
+
     @Test(
         "malformed chunks are 400 and nothing after them is read",
         arguments: [

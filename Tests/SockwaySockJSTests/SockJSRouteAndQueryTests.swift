@@ -83,6 +83,14 @@ struct SockJSSessionRouteTests {
         #expect(SockJSRoute.parse(prefix + "/xhr_send") == .notFound)
     }
 
+    @Test func slashBeforeACombiningMarkStillSeparatesSegments() {
+        // Segments are split on the byte `/`, not on Characters: `/` followed by U+0301 is one
+        // Character, which once made `ses/\u{301}x` a session id (found by FuzzSockJSRoute).
+        #expect(SockJSRoute.parse("/srv/ses/\u{301}x/xhr_send") == .notFound)
+        #expect(SockJSRoute.parse("/srv/\u{301}ses/xhr_send") == .session(id: "\u{301}ses", transport: .xhrSend))
+        #expect(SockJSRoute.parse("/srv/ses/xhr_send/\u{301}") == .notFound)
+    }
+
     @Test(arguments: ["xhr_poll", "XHR", "xhr-streaming", "xhr-polling", "jsonp-polling", "foo", "websocket2", "iframe.html", "info", ""])
     func unknownTransportNamesAreNotFound(suffix: String) {
         // Only the eight transport path suffixes exist; public transport names are not path suffixes.
@@ -121,6 +129,14 @@ struct SockJSQueryValueTests {
     @Test func valueMayContainEqualsSigns() {
         // Only the first `=` separates the name from the value.
         #expect(SockJSQuery.value(named: "d", in: "d=a=b") == "a=b")
+    }
+
+    @Test func combiningMarkAfterSeparatorsDoesNotHideThem() {
+        // `=` and `&` separate as bytes: followed by a combining mark (U+0741) each is one Character
+        // with it, which once lost the value (found by FuzzSockJSRoute).
+        #expect(SockJSQuery.value(named: "d", in: "d=\u{741}+\u{12}\u{FFFD}\u{FFFD}", form: true) == "\u{741} \u{12}\u{FFFD}\u{FFFD}")
+        #expect(SockJSQuery.value(named: "c", in: "t=1&\u{301}&c=x") == "x")
+        #expect(SockJSQuery.value(named: "c", in: "t=\u{301}&c=x") == "x")
     }
 
     @Test func encodedNamesMatch() {
