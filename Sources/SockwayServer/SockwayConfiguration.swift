@@ -59,6 +59,9 @@ public struct SockwayConfiguration: Sendable {
     public var maxTotalQueuedBytes: Int?
     /// The `Retry-After` of a `503` for a session refused by a bound, in seconds. Default 5.
     public var retryAfterSeconds: Int
+    /// A path outside every endpoint answering `GET` with `200 {"status":"ok","sessions":N}`, for load
+    /// balancers and orchestrators. `nil`: none. Default `/healthz`.
+    public var healthCheckPath: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -78,7 +81,8 @@ public struct SockwayConfiguration: Sendable {
         maxSessions: Int? = 100_000,
         maxSessionsPerAddress: Int? = 1_000,
         maxTotalQueuedBytes: Int? = 2 << 30,
-        retryAfterSeconds: Int = 5
+        retryAfterSeconds: Int = 5,
+        healthCheckPath: String? = "/healthz"
     ) {
         self.host = host
         self.port = port
@@ -98,6 +102,7 @@ public struct SockwayConfiguration: Sendable {
         self.maxSessionsPerAddress = maxSessionsPerAddress
         self.maxTotalQueuedBytes = maxTotalQueuedBytes
         self.retryAfterSeconds = retryAfterSeconds
+        self.healthCheckPath = healthCheckPath
     }
 
     var requestLimits: HTTPRequestParser.Limits {

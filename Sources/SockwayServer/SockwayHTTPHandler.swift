@@ -544,6 +544,16 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     ),
                     context: context
                 )
+            } else if let health = server.configuration.healthCheckPath, path == health[...], head.method == .GET || head.method == .HEAD {
+                // For load balancers and orchestrators: the process serves requests; how many sessions.
+                respond(
+                    SockJSResponse(
+                        status: 200,
+                        headers: [SockJSHeader("Content-Type", "application/json"), SockJSHeader("Cache-Control", "no-store")],
+                        body: "{\"status\":\"ok\",\"sessions\":\(server.budget.sessions)}"
+                    ),
+                    context: context
+                )
             } else {
                 respond(.notFound, context: context)
             }

@@ -106,6 +106,16 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-sessions-per-address"), help: "Sessions alive at once per client address, IPv6 by /64 (503 / close 1013 past it); 0: no bound.")
     var maxSessionsPerAddress = 1_000
 
+    @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(name: .customLong("log-format"), help: "Log lines as text, or json (one object per line: time, level, label, message, metadata).")
+    var logFormat: LogFormat = .text
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     enum BindingMode: String, ExpressibleByArgument, CaseIterable {
         case auto, none, cookie, address
     }
@@ -143,10 +153,16 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
+        let level = logLevel
+        switch logFormat {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in SockwayJSONLogHandler(label: label, logLevel: level) }
         }
         let logger = Logger(label: "sockway")
         let deflate: PerMessageDeflateConfiguration
@@ -217,3 +233,5 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
