@@ -62,6 +62,12 @@ public struct SockwayConfiguration: Sendable {
     /// A path outside every endpoint answering `GET` with `200 {"status":"ok","sessions":N}`, for load
     /// balancers and orchestrators. `nil`: none. Default `/healthz`.
     public var healthCheckPath: String?
+    /// A local sockjs-client script served at ``localClientScriptPath``, read once at start (point
+    /// ``clientScriptURL`` and the endpoints' at that path to use it): the demo and iframe pages then
+    /// work without the internet. `nil` (the default): none.
+    public var localClientScriptFile: String?
+    /// Where ``localClientScriptFile`` is served. Default `/sockjs.min.js`.
+    public var localClientScriptPath: String
 
     public init(
         host: String = "127.0.0.1",
@@ -82,7 +88,9 @@ public struct SockwayConfiguration: Sendable {
         maxSessionsPerAddress: Int? = 1_000,
         maxTotalQueuedBytes: Int? = 2 << 30,
         retryAfterSeconds: Int = 5,
-        healthCheckPath: String? = "/healthz"
+        healthCheckPath: String? = "/healthz",
+        localClientScriptFile: String? = nil,
+        localClientScriptPath: String = "/sockjs.min.js"
     ) {
         self.host = host
         self.port = port
@@ -103,6 +111,8 @@ public struct SockwayConfiguration: Sendable {
         self.maxTotalQueuedBytes = maxTotalQueuedBytes
         self.retryAfterSeconds = retryAfterSeconds
         self.healthCheckPath = healthCheckPath
+        self.localClientScriptFile = localClientScriptFile
+        self.localClientScriptPath = localClientScriptPath
     }
 
     var requestLimits: HTTPRequestParser.Limits {

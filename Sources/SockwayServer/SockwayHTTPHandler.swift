@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -25,6 +26,8 @@ final class ServerRuntime: Sendable {
     let refusals: RefusalLog
     /// The server-wide session bounds, shared by every endpoint.
     let budget: SessionBudget
+    /// The local sockjs-client script (``SockwayConfiguration/localClientScriptFile``), if any.
+    let localClientScript: String?
     private let loopResources: [LoopResources]
 
     /// State shared by the connections of one event loop; touched only on that loop.
@@ -44,6 +47,9 @@ final class ServerRuntime: Sendable {
         )
         self.refusals = refusals
         self.budget = budget
+        self.localClientScript = configuration.localClientScriptFile.flatMap { path in
+            FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+        }
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }
         self.endpoints = endpoints
             .filter { $0.engineIO == nil }
@@ -541,6 +547,17 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                         status: 200,
                         headers: [SockJSHeader("Content-Type", "text/html; charset=UTF-8")],
                         body: DemoPage.html(clientScriptURL: server.configuration.clientScriptURL, endpoints: server.endpoints.map(\.endpoint.prefix))
+                    ),
+                    context: context
+                )
+            } else if let script = server.localClientScript, path == server.configuration.localClientScriptPath[...],
+                head.method == .GET || head.method == .HEAD
+            {
+                respond(
+                    SockJSResponse(
+                        status: 200,
+                        headers: [SockJSHeader("Content-Type", "application/javascript; charset=UTF-8"), SockJSHeader("Cache-Control", "public, max-age=86400")],
+                        body: script
                     ),
                     context: context
                 )

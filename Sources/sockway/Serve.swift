@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Logging
 import NIOCore
@@ -19,8 +20,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("response-limit"), help: "Bytes after which a streaming response is ended.")
     var responseLimit = 128 * 1024
 
-    @Option(name: .customLong("sockjs-url"), help: "sockjs-client script URL for the iframe and demo pages.")
-    var sockjsURL = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
+    @Option(name: .customLong("sockjs-url"), help: "sockjs-client script URL for the iframe and demo pages (default: Debian's node-sockjs-client served at /sockjs.min.js when installed, else sockjs-client 1.x on jsDelivr).")
+    var sockjsURLOption: String?
+
+    /// Debian's copy of sockjs-client (package node-sockjs-client).
+    static let debianClientScript = "/usr/share/nodejs/sockjs-client/dist/sockjs.min.js"
 
     @Option(help: "Seconds between heartbeat frames.")
     var heartbeat: Double = 25
@@ -178,6 +182,9 @@ struct Serve: AsyncParsableCommand {
             case .cookie: .cookie
             case .address: .clientAddress
             }
+        // Without --sockjs-url, a local sockjs-client (Debian's) is preferred: the pages then work offline.
+        let localScript = sockjsURLOption == nil && FileManager.default.fileExists(atPath: Self.debianClientScript) ? Self.debianClientScript : nil
+        let sockjsURL = sockjsURLOption ?? (localScript != nil ? "/sockjs.min.js" : SockwayEndpointOptions().clientScriptURL)
         let options = SockwayEndpointOptions(
             cookieNeeded: cookieNeeded,
             clientScriptURL: sockjsURL,
@@ -205,7 +212,8 @@ struct Serve: AsyncParsableCommand {
             maxRequestHeadBytes: maxHeadBytes,
             maxRequestHeaderFields: maxHeaderFields,
             maxSessions: maxSessions == 0 ? nil : maxSessions,
-            maxSessionsPerAddress: maxSessionsPerAddress == 0 ? nil : maxSessionsPerAddress
+            maxSessionsPerAddress: maxSessionsPerAddress == 0 ? nil : maxSessionsPerAddress,
+            localClientScriptFile: localScript
         )
         if let threads { configuration.eventLoopThreads = threads }
         if allowAnyOriginWithCredentials && allowedOrigins.isEmpty {

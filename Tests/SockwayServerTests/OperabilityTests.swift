@@ -26,6 +26,32 @@ struct OperabilityTests {
         #expect(try other.readResponse().status == 404)
     }
 
+    @Test("a local sockjs-client copy is served at its path, so the demo and iframe pages work offline")
+    func localClientScript() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sockway-local-sockjs-\(UInt32.random(in: 0 ... .max)).js")
+        try Data("/* sockjs-client */ var SockJS = {};".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let options = SockwayEndpointOptions(clientScriptURL: "/sockjs.min.js")
+        let server = InMemoryServer(
+            endpoints: SockwayDemoEndpoints.all(options: options),
+            configuration: .init(clientScriptURL: "/sockjs.min.js", localClientScriptFile: file.path)
+        )
+        let connection = try server.connect()
+        try connection.request("GET", "/sockjs.min.js")
+        let script = try connection.readResponse()
+        #expect(script.status == 200)
+        #expect(script.header("Content-Type") == "application/javascript; charset=UTF-8")
+        #expect(script.body == "/* sockjs-client */ var SockJS = {};")
+        try connection.request("GET", "/echo/iframe.html")
+        #expect(try connection.readResponse().body.contains(#"<script src="/sockjs.min.js"></script>"#))
+        try connection.request("GET", "/")
+        #expect(try connection.readResponse().body.contains("/sockjs.min.js"))
+
+        let without = try InMemoryServer().connect()
+        try without.request("GET", "/sockjs.min.js")
+        #expect(try without.readResponse().status == 404)
+    }
+
     @Test("the JSON log handler writes one object per line with level, label, message and metadata")
     func jsonLogLines() throws {
         let lines = NIOLockedValueBox<[String]>([])
