@@ -299,10 +299,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if server.budget.queued.isOverLimit {
                 server.refusals.log(.queuedBytesLimit, from: context.channel.remoteAddress)
                 keepAlive = false
-                respond(
-                    .error(503, "Server busy, retry later.", headers: [SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))]),
-                    context: context
-                )
+                respond(.error(503, "Server busy, retry later.", headers: [retryAfterHeader]), context: context)
                 return
             }
             if body.readableBytes == 0 {
@@ -337,8 +334,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The largest body the request's URL takes: a send's or an Engine.IO POST's bound; a small
     /// one elsewhere (a body there is read and ignored).
     private func bodyLimit(for head: HTTPRequestHead) -> Int {
-        let uri = head.uri[...]
-        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        let path = head.target.path
         if let engineIO = server.matchEngineIO(path: path) { return engineIO.engineIO.maxPayload }
         if let (runtime, relative) = server.match(path: path), case .session(_, let transport) = SockJSRoute.parse(relative),
             case .sender = transport.role
@@ -346,6 +342,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return runtime.rules.maxSendBodyBytes
         }
         return Self.maxIgnoredBodyBytes
+    }
+
+    /// What a `503` from a server bound says about when to come back.
+    private var retryAfterHeader: SockJSHeader {
+        SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))
     }
 
     /// The body a request that takes none may carry (read and dropped).
@@ -365,8 +366,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseBody(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         keepAlive = false
         server.refusals.log(.bodyTooLarge, from: context.channel.remoteAddress)
-        let uri = head.uri[...]
-        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        let path = head.target.path
         if let engineIO = server.matchEngineIO(path: path) {
             respondEngineIO(.payloadTooLarge, headers: engineIO.corsHeaders(origin: head.headers.first(name: "origin")), body: nil, context: context)
             return
@@ -467,7 +467,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let configuration = server.configuration
         switch mode {
         case .idle where requestComplete:
-            if !parser.isAwaitingRequest || inbound.readableBytes > 0 {
+            if isHeadInProgress {
                 return ((headStartedAt ?? idleSince) + configuration.requestHeadTimeout, .head)
             }
             if requestsSeen == 0 { return (idleSince + configuration.requestHeadTimeout, .head) }
@@ -482,13 +482,18 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Bytes of a request head arrived (parsed or waiting), and the head is not complete.
+    private var isHeadInProgress: Bool {
+        !parser.isAwaitingRequest || inbound.readableBytes > 0
+    }
+
     private enum Expiry {
         case head, body, idle
     }
 
     /// Arms the timer for the current deadline if it is earlier than the one armed.
     private func updateTimer(context: ChannelHandlerContext) {
-        if case .idle = mode, requestComplete, headStartedAt == nil, !parser.isAwaitingRequest || inbound.readableBytes > 0 {
+        if case .idle = mode, requestComplete, headStartedAt == nil, isHeadInProgress {
             headStartedAt = context.eventLoop.now
         }
         guard let (deadline, _) = currentDeadline else { return }
@@ -515,7 +520,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head:
             server.refusals.log(.headTimeout, from: context.channel.remoteAddress)
             mode = .failed
-            if requestsSeen == 0 && inbound.readableBytes == 0 && parser.isAwaitingRequest {
+            if requestsSeen == 0 && !isHeadInProgress {
                 // Nothing was ever sent: there is nobody to answer.
                 context.close(promise: nil)
             } else {
@@ -531,10 +536,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Requests
 
     private func handleHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let uri = head.uri[...]
-        let queryStart = uri.firstIndex(of: "?")
-        let path = queryStart.map { uri[..<$0] } ?? uri
-        let query = queryStart.map { uri[uri.index(after: $0)...] } ?? ""
+        let (path, query) = head.target
 
         if let engineIO = server.matchEngineIO(path: path) {
             handleEngineIO(head, runtime: engineIO, query: query, context: context)
@@ -677,8 +679,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if refusal == .sessionOwnerMismatch {
             respond(.error(404, SockJSResponse.notFound.body, headers: headers), context: context)
         } else {
-            let retryAfter = SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))
-            respond(.error(503, "Server busy, retry later.", headers: headers + [retryAfter]), context: context)
+            respond(.error(503, "Server busy, retry later.", headers: headers + [retryAfterHeader]), context: context)
         }
     }
 
@@ -738,7 +739,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         mode = .upgrading
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
-        upgrader.buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:])
+        upgrader.buildUpgradeResponse(channel: channel, upgradeRequest: head)
             .hop(to: context.eventLoop)
             .assumeIsolated()
             .whenComplete { result in
@@ -762,8 +763,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// allow-list; a request without `Origin` is not from a browser page).
     private func isOriginAllowed(_ head: HTTPRequestHead) -> Bool {
         guard let origin = head.headers.first(name: "origin") else { return true }
-        let uri = head.uri[...]
-        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri
+        let path = head.target.path
         if let engineIO = server.matchEngineIO(path: path) {
             return engineIO.endpoint.options.allowedOrigins?.contains(origin) ?? true
         }
@@ -1068,5 +1068,15 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec)
+    }
+}
+
+extension HTTPRequestHead {
+    /// The request target's path and query (without its `?`). Split on the byte: the parser lets only
+    /// visible ASCII into a target, and a Character search could not see a `?` before a combining mark.
+    var target: (path: Substring, query: Substring) {
+        let uri = self.uri[...]
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, uri[uri.endIndex...]) }
+        return (uri[..<mark], uri[uri.utf8.index(after: mark)...])
     }
 }

@@ -207,16 +207,12 @@ public final class SockwayServer: Service, Sendable {
     /// reaches the HTTP handler, which answers it). An Engine.IO upgrade of a polling session is
     /// checked on the session's loop.
     static func webSocketTarget(_ head: HTTPRequestHead, runtime: ServerRuntime, on loop: any EventLoop) -> EventLoopFuture<WebSocketTarget?> {
+        // The origin was checked before (`SockwayHTTPHandler.upgrade`: a foreign one gets 403).
         guard head.method == .GET else { return loop.makeSucceededFuture(nil) }
-        let uri = head.uri[...]
-        let queryStart = uri.firstIndex(of: "?")
-        let path = queryStart.map { uri[..<$0] } ?? uri
+        let (path, queryString) = head.target
         if let engineIO = runtime.matchEngineIO(path: path) {
             let origin = head.headers.first(name: "origin")
-            if let allowed = engineIO.endpoint.options.allowedOrigins, let origin, !allowed.contains(origin) {
-                return loop.makeSucceededFuture(nil)
-            }
-            let query = EngineIOQuery(parsing: queryStart.map { uri[uri.index(after: $0)...] } ?? "")
+            let query = EngineIOQuery(parsing: queryString)
             let decide: @Sendable () -> WebSocketTarget? = {
                 do {
                     switch try engineIO.rules.route(method: "GET", query: query, isUpgrade: true, origin: origin, sessionTransport: engineIO.transport(ofSession:)) {
@@ -237,9 +233,7 @@ public final class SockwayServer: Service, Sendable {
         }
         guard let (endpoint, relative) = runtime.match(path: path) else { return loop.makeSucceededFuture(nil) }
         let rules = endpoint.rules
-        guard rules.webSocketEnabled, rules.isOriginAllowed(head.headers.first(name: "origin")) else {
-            return loop.makeSucceededFuture(nil)
-        }
+        guard rules.webSocketEnabled else { return loop.makeSucceededFuture(nil) }
         switch SockJSRoute.parse(relative) {
         case .rawWebSocket:
             return loop.makeSucceededFuture(.sockJS(endpoint, .raw, sessionID: ""))
@@ -252,11 +246,9 @@ public final class SockwayServer: Service, Sendable {
 
     /// The session side of an accepted upgrade (its target was checked in `shouldUpgrade`).
     static func webSocketLink(_ head: HTTPRequestHead, runtime: ServerRuntime) -> (options: SockwayEndpointOptions, link: any WebSocketSessionLink)? {
-        let uri = head.uri[...]
-        let queryStart = uri.firstIndex(of: "?")
-        let path = queryStart.map { uri[..<$0] } ?? uri
+        let (path, queryString) = head.target
         if let engineIO = runtime.matchEngineIO(path: path) {
-            let query = EngineIOQuery(parsing: queryStart.map { uri[uri.index(after: $0)...] } ?? "")
+            let query = EngineIOQuery(parsing: queryString)
             let sid = query.sid.flatMap { $0.isEmpty ? nil : $0 }
             return (engineIO.webSocketOptions, EngineIOWebSocketLink(runtime: engineIO, upgradeSID: sid, requestHeaders: head.headers))
         }
@@ -272,32 +264,16 @@ public final class SockwayServer: Service, Sendable {
     }
 }
 
-/// The WebSocket upgrade: NIO's upgrader checks the handshake and builds the 101 response; the
-/// pipeline after it is Sockway's handler alone, which reads and writes frames itself. NIO's frame
-/// decoder and encoder are two more handlers with their buffers on every idle connection, and its
-/// decoder unmasks a byte at a time.
-struct SockwayWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
+/// The WebSocket upgrade: NIO's upgrader checks the handshake and builds the 101 response headers;
+/// Sockway's HTTP handler writes them and puts `installHandler`'s handler in its place, which reads
+/// and writes frames itself (NIO's frame decoder and encoder would be two more handlers with their
+/// buffers on every idle connection, and its decoder unmasks a byte at a time).
+struct SockwayWebSocketUpgrader: Sendable {
     let handshake: NIOWebSocketServerUpgrader
     let installHandler: @Sendable (any Channel, HTTPRequestHead) throws -> Void
 
-    var supportedProtocol: String { handshake.supportedProtocol }
-    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
-
-    func buildUpgradeResponse(
-        channel: any Channel,
-        upgradeRequest: HTTPRequestHead,
-        initialResponseHeaders: HTTPHeaders
-    ) -> EventLoopFuture<HTTPHeaders> {
-        handshake.buildUpgradeResponse(
-            channel: channel,
-            upgradeRequest: upgradeRequest,
-            initialResponseHeaders: initialResponseHeaders
-        )
-    }
-
-    func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
-        let channel = context.channel
-        return context.eventLoop.makeCompletedFuture { try installHandler(channel, upgradeRequest) }
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<HTTPHeaders> {
+        handshake.buildUpgradeResponse(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: [:])
     }
 }
 
