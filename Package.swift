@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SockwaySocketIO", targets: ["SockwaySocketIO"]),
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
         .library(name: "SockwayHTTP", targets: ["SockwayHTTP"]),
+        .library(name: "SockwayBridge", targets: ["SockwayBridge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -100,6 +101,23 @@ let package = Package(
             ],
             swiftSettings: strictSwift6
         ),
+        // Endpoints whose sessions are carried to an existing WebSocket or TCP service, one connection each.
+        .target(
+            name: "SockwayBridge",
+            dependencies: [
+                "SockwayCore",
+                "SockwayServer",
+                "SockwayWebSocket",
+                "SockwayEngineIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         // The client: every SockJS transport, sockjs-client's fallback, traffic counted at its sockets.
         .target(
             name: "SockwayClient",
@@ -132,6 +150,7 @@ let package = Package(
             name: "sockway",
             dependencies: [
                 "SockwayServer",
+                "SockwayBridge",
                 "SockwayWebSocket",
                 "SockwayBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -182,6 +201,21 @@ let package = Package(
                 "SockwayServer",
                 "SockwaySockJS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayBridgeTests",
+            dependencies: [
+                "SockwayBridge",
+                "SockwayCore",
+                "SockwayServer",
+                "SockwayClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -33,6 +33,12 @@ protocol SessionFace: AnyObject, SendableMetatype {
     func close(_ reason: SockwayCloseReason)
     /// The session's event-loop delegate, if it has one.
     var delegateObject: AnyObject? { get }
+    /// Holds the client's messages back (WebSocket reads paused, HTTP sends held) while `true`.
+    func setReceivingPaused(_ paused: Bool)
+    /// Whether the outbox holds more than its back-up mark (the client reads slower than it is sent to).
+    var isOutboxBackedUp: Bool { get }
+    /// Calls `body` once the outbox is below its back-up mark or the session is no longer open.
+    func whenOutboxDrained(_ body: @escaping () -> Void)
 }
 
 /// The I/O side of one session: runs its protocol's state machine on the session's event loop, and
@@ -76,6 +82,10 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var closeWatchers: [() -> Void] = []
     /// Waiting for the application to read its inbound queue below half (``watchInbound()``).
     private var watchingInbound = false
+    /// The application holds the client's messages back (``setReceivingPaused(_:)``).
+    private var receivingPaused = false
+    /// Waiting for the outbox alone to drain (``whenOutboxDrained(_:)``), whatever the inbound side does.
+    private var outboxWaiters: [() -> Void] = []
 
     private struct HeldSend {
         let id: Int
@@ -295,7 +305,6 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// ``acceptSend(_:answer:)`` for a protocol whose sends carry more than text (Engine.IO: binary
     /// messages, a close): `deliver` hands them over, in order, when the send is accepted.
     func acceptSend(delivering deliver: @escaping (SessionCore) -> Void, answer: @escaping (SessionSendOutcome) -> Void) {
-        let applicationBackedUp = delegate == nil && handle?.inboundIsBackedUp == true
         switch machine.sendArrived(held: heldSends.count, maxHeld: options.maxHeldSendRequests, applicationBackedUp: applicationBackedUp) {
         case .deliver:
             answer(deliverSend(deliver))
@@ -332,8 +341,26 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// The client should wait: the outbox is backed up (it sends faster than it receives), or the
     /// async application has not read half its inbound bound (it sends faster than the application reads).
     var isBackedUp: Bool {
-        // Only the async face reads through the inbound queue (an event-loop delegate has none to lag).
-        machine.isBackedUp || (delegate == nil && handle?.inboundIsBackedUp == true)
+        inPlace { $0.isBackedUp } || applicationBackedUp
+    }
+
+    /// The application takes no more now: it paused receiving, or (async face) has not read half its
+    /// inbound bound. An event-loop delegate has no inbound queue to lag.
+    private var applicationBackedUp: Bool {
+        receivingPaused || (delegate == nil && handle?.inboundIsBackedUp == true)
+    }
+
+    func setReceivingPaused(_ paused: Bool) {
+        guard receivingPaused != paused else { return }
+        receivingPaused = paused
+        if !paused { releaseDrainWaiters() }
+    }
+
+    var isOutboxBackedUp: Bool { inPlace { $0.isBackedUp } }
+
+    func whenOutboxDrained(_ body: @escaping () -> Void) {
+        guard machine.isOpen, isOutboxBackedUp else { return body() }
+        outboxWaiters.append(body)
     }
 
     /// Asks the inbound queue to say when the application has read it below half, if it is backed up.
@@ -359,6 +386,11 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     /// delivered in order while there is room (or refused once the session is no longer open), and a
     /// paused WebSocket reader resumes.
     private func releaseDrainWaiters() {
+        if !outboxWaiters.isEmpty, !machine.isOpen || !isOutboxBackedUp {
+            let waiters = outboxWaiters
+            outboxWaiters = []
+            for waiter in waiters { waiter() }
+        }
         guard !heldSends.isEmpty || drainWaiter != nil else { return }
         guard !machine.isOpen || !isBackedUp else {
             watchInbound()

@@ -97,6 +97,53 @@ public final class SockwaySession: Sendable {
         }
     }
 
+    /// Whether a binary message sent with ``sendBinary(_:)`` reaches the client: on the raw WebSocket
+    /// URL and on Engine.IO, not in SockJS frames (which carry text).
+    public var carriesBinary: Bool {
+        transport == "raw-websocket" || transport.hasPrefix("engineio")
+    }
+
+    /// Holds the client's messages back until ``resumeReceiving()``: WebSocket reads pause and HTTP
+    /// sends wait (bounded by ``SockwayEndpointOptions/maxHeldSendRequests`` and the send hold time),
+    /// so a client cannot send faster than the application passes messages on. Messages of a read
+    /// already under way are still delivered. For delegates whose own output is slow (a bridge's
+    /// upstream); the async face needs none, its inbound queue does the same.
+    public func pauseReceiving() {
+        setReceivingPaused(true)
+    }
+
+    /// Lets the client's messages through again after ``pauseReceiving()``.
+    public func resumeReceiving() {
+        setReceivingPaused(false)
+    }
+
+    private func setReceivingPaused(_ paused: Bool) {
+        if eventLoop.inEventLoop {
+            core.value.setReceivingPaused(paused)
+        } else {
+            let core = self.core
+            eventLoop.execute { core.value.setReceivingPaused(paused) }
+        }
+    }
+
+    /// On the session's event loop: whether the outbox holds more than half its bound, that is the
+    /// client takes messages slower than they are sent. A producer should stop until
+    /// ``whenSendQueueDrained(_:)`` calls back.
+    public var isSendQueueBackedUp: Bool {
+        core.value.isOutboxBackedUp
+    }
+
+    /// Calls `body` on the session's event loop once the outbox is below half its bound, or the session
+    /// is no longer open (at once if that is so now).
+    public func whenSendQueueDrained(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop {
+            core.value.whenOutboxDrained(body)
+        } else {
+            let core = self.core
+            eventLoop.execute { core.value.whenOutboxDrained(body) }
+        }
+    }
+
     /// Messages from the client, for sessions of ``SockwayEndpoint/async(_:options:body:)`` endpoints.
     /// Ends when the session closes. Sessions with a delegate get their messages there instead (for
     /// them this sequence is empty).

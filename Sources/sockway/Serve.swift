@@ -3,6 +3,7 @@ import ArgumentParser
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SockwayBridge
 import SockwayServer
 import SockwayWebSocket
 
@@ -110,11 +111,33 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-sessions-per-address"), help: "Sessions alive at once per client address, IPv6 by /64 (503 / close 1013 past it); 0: no bound.")
     var maxSessionsPerAddress = 1_000
 
+    @Option(help: "Bridge: /echo and /engine.io carry each session to a connection of its own to this WebSocket or TCP service (ws://host:port/path or tcp://host:port) instead of echoing.")
+    var upstream: String?
+
+    @Option(name: .customLong("route"), help: "Bridge: mount another SockJS endpoint carried to a service, as /prefix=ws://host:port/path or /prefix=tcp://host:port; repeat for more.")
+    var routes: [String] = []
+
+    @Option(name: .customLong("tcp-framing"), help: "Bridge: how tcp:// upstream streams are cut into messages: newline (one message per line) or length-prefixed (4-byte big-endian length).")
+    var tcpFraming: SockwayTCPFraming = .newline
+
+    @Option(name: .customLong("upstream-binary"), help: "Bridge: a binary message from a ws:// upstream to a client whose transport carries text: refuse (close 1003) or base64 (sent as base64 text).")
+    var upstreamBinary: BinaryMode = .refuse
+
+    @Flag(name: .customLong("forward-cookie"), help: "Bridge: pass the client's Cookie header on to ws:// upstreams.")
+    var forwardCookie = false
+
+    @Option(name: .customLong("upstream-connect-timeout"), help: "Bridge: seconds a session tries to reach its upstream (retries with back-off included) before it closes with 1014.")
+    var upstreamConnectTimeout: Double = 10
+
     @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     @Option(name: .customLong("log-format"), help: "Log lines as text, or json (one object per line: time, level, label, message, metadata).")
     var logFormat: LogFormat = .text
+
+    enum BinaryMode: String, ExpressibleByArgument, CaseIterable {
+        case refuse, base64
+    }
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
@@ -154,6 +177,31 @@ struct Serve: AsyncParsableCommand {
         for value in [wsPingInterval, wsIdleTimeout].compactMap({ $0 }) where !(value > 0 && value < 86_400) {
             throw ValidationError("--ws-ping-interval and --ws-idle-timeout must be between 0 and 86400 seconds")
         }
+        guard upstreamConnectTimeout > 0 && upstreamConnectTimeout < 86_400 else {
+            throw ValidationError("--upstream-connect-timeout must be between 0 and 86400 seconds")
+        }
+        _ = try bridgedRoutes()
+    }
+
+    /// `--upstream` and `--route` as prefixes and upstreams; `nil` prefix: `--upstream` (/echo and /engine.io).
+    func bridgedRoutes() throws -> [(prefix: String?, upstream: SockwayUpstream)] {
+        var bridged: [(prefix: String?, upstream: SockwayUpstream)] = []
+        do {
+            if let upstream { bridged.append((nil, try SockwayUpstream(upstream))) }
+            for route in routes {
+                guard let equals = route.firstIndex(of: "="), route.hasPrefix("/") else {
+                    throw ValidationError("--route \(route): expected /prefix=ws://host:port/path or /prefix=tcp://host:port")
+                }
+                let prefix = String(route[..<equals])
+                guard prefix.count > 1, !prefix.contains(where: { $0 == "?" || $0 == "#" || $0 == " " }) else {
+                    throw ValidationError("--route \(route): the prefix must be a path such as /chat")
+                }
+                bridged.append((prefix, try SockwayUpstream(String(route[route.index(after: equals)...]))))
+            }
+        } catch let error as SockwayUpstreamError {
+            throw ValidationError(error.description)
+        }
+        return bridged
     }
 
     func run() async throws {
@@ -221,20 +269,40 @@ struct Serve: AsyncParsableCommand {
         } else if allowAnyOriginWithCredentials {
             logger.notice("--allow-any-origin-with-credentials has no effect with --allowed-origin: only the listed origins get credentialed CORS")
         }
-        let server = SockwayServer(
-            configuration: configuration,
-            logger: logger,
-            endpoints: SockwayDemoEndpoints.all(
-                options: options,
-                engineIO: EngineIOOptions(
-                    pingInterval: .nanoseconds(Int64(eioPingInterval * 1e9)),
-                    pingTimeout: .nanoseconds(Int64(eioPingTimeout * 1e9)),
-                    maxPayload: eioMaxPayload,
-                    cookie: eioCookie
-                ),
-                socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9))
-            )
+        let engineIO = EngineIOOptions(
+            pingInterval: .nanoseconds(Int64(eioPingInterval * 1e9)),
+            pingTimeout: .nanoseconds(Int64(eioPingTimeout * 1e9)),
+            maxPayload: eioMaxPayload,
+            cookie: eioCookie
         )
+        var endpoints = SockwayDemoEndpoints.all(
+            options: options,
+            engineIO: engineIO,
+            socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9))
+        )
+        let bridge = SockwayBridgeOptions(
+            tcpFraming: tcpFraming,
+            binaryAsBase64: upstreamBinary == .base64,
+            forwardCookie: forwardCookie,
+            maxMessageBytes: maxMessageBytes,
+            connectTimeout: .nanoseconds(Int64(upstreamConnectTimeout * 1e9)),
+            logger: Logger(label: "sockway.bridge")
+        )
+        for (prefix, upstream) in try bridgedRoutes() {
+            let bridged: [SockwayEndpoint]
+            if let prefix {
+                bridged = [.bridge(prefix, to: upstream, options: options, bridge: bridge)]
+            } else {
+                bridged = [
+                    .bridge("/echo", to: upstream, options: options, bridge: bridge),
+                    .engineIOBridge("/engine.io", to: upstream, options: options, engineIO: engineIO, bridge: bridge),
+                ]
+            }
+            endpoints.removeAll { endpoint in bridged.contains { $0.prefix == endpoint.prefix } }
+            endpoints.append(contentsOf: bridged)
+            logger.info("bridge", metadata: ["endpoints": "\(bridged.map(\.prefix).joined(separator: " "))", "upstream": "\(upstream)"])
+        }
+        let server = SockwayServer(configuration: configuration, logger: logger, endpoints: endpoints)
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
@@ -243,3 +311,4 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension SockwayTCPFraming: ExpressibleByArgument {}
