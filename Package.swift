@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SockwayWebSocket", targets: ["SockwayWebSocket"]),
         .library(name: "SockwayHTTP", targets: ["SockwayHTTP"]),
         .library(name: "SockwayBridge", targets: ["SockwayBridge"]),
+        .library(name: "SockwayConfigFile", targets: ["SockwayConfigFile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Layer 0: system zlib (apt zlib1g-dev), with shims for its init macros.
@@ -70,6 +72,7 @@ let package = Package(
             dependencies: [
                 "SockwayZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: strictSwift6
@@ -146,6 +149,15 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         // Layer 4: the command line.
+        // `--config FILE`: a YAML file's keys turned into the command's own arguments, checked against its definition.
+        .target(
+            name: "SockwayConfigFile",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         .executableTarget(
             name: "sockway",
             dependencies: [
@@ -153,10 +165,16 @@ let package = Package(
                 "SockwayBridge",
                 "SockwayWebSocket",
                 "SockwayBench",
+                "SockwayConfigFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayConfigFileTests",
+            dependencies: ["SockwayConfigFile", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift6
         ),
         .testTarget(

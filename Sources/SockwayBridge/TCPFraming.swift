@@ -37,6 +37,8 @@ struct TCPMessageReader {
             buffer = bytes
             scanned = 0
         } else {
+            // Only the unfinished message is kept (see WebSocketFrameReader.append).
+            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
             var bytes = bytes
             buffer.writeBuffer(&bytes)
         }

@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import SockwayServer
+import SockwayWebSocket
 
 /// One attempt at an upstream connection: TCP connect, then for `ws://` the WebSocket handshake. Reports
 /// to its delegate once: opened, or failed. On the session's event loop.
@@ -75,16 +76,15 @@ final class UpstreamConnector {
         case .webSocket:
             let watcher = NIOLoopBound(HandshakeWatcher(connector: self), eventLoop: channel.eventLoop)
             let maxMessageBytes = options.maxMessageBytes
-            let upgrader = NIOWebSocketClientUpgrader(
-                maxFrameSize: maxMessageBytes,
-                automaticErrorHandling: false,
-                upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = UpstreamWebSocketHandler(maxMessageBytes: maxMessageBytes)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        channel.pipeline.syncOperations.removeHandler(watcher.value, promise: nil)
-                        bound.value.opened(handler)
-                    }
+            let upgrader = WebSocketClientUpgrader(
+                handshake: NIOWebSocketClientUpgrader(automaticErrorHandling: false) { channel, _ in
+                    channel.eventLoop.makeSucceededVoidFuture()
+                },
+                install: { channel, _ in
+                    let handler = UpstreamWebSocketHandler(maxMessageBytes: maxMessageBytes)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    channel.pipeline.syncOperations.removeHandler(watcher.value, promise: nil)
+                    bound.value.opened(handler)
                 }
             )
             try sync.addHTTPClientHandlers(

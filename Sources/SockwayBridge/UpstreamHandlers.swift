@@ -123,25 +123,31 @@ final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLin
     }
 }
 
-/// A `ws://` upstream connection after its handshake: messages reassembled from frames (bounded),
-/// text checked as UTF-8, pings answered, closes carried to the client with their code and reason.
+/// A `ws://` upstream connection after its handshake, on Sockway's own frame reader and writer (NIO's
+/// encoder masks byte by byte): messages reassembled from frames (bounded), text checked as UTF-8,
+/// pings answered, closes carried to the client with their code and reason. Client messages are
+/// masked into one buffer per delivery and written once.
 final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, UpstreamLinkSource {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     weak var delegate: (any UpstreamLinkDelegate)?
     private let maxMessageBytes: Int
+    private var reader: WebSocketFrameReader
+    private var maskKeys = WebSocketMaskKeySource()
     private var context: ChannelHandlerContext?
+    private var output = ByteBuffer()
     private var message = ByteBuffer()
     private var messageOpcode: WebSocketOpcode?
     /// The client side's close was sent: waiting for the upstream's reply, then the connection ends.
     private var closeSent = false
     private var ended = false
     private var closeTimer: Scheduled<Void>?
-    private var pendingFlush = false
 
     init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
+        // A frame's payload is at most a whole message; control frames are smaller still.
+        self.reader = WebSocketFrameReader(maxFrameSize: max(maxMessageBytes, 125))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -155,14 +161,29 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !ended || closeSent else { return }
-        let frame = unwrapInboundIn(data)
+        reader.append(unwrapInboundIn(data))
+        do {
+            while !ended || closeSent, let frame = try reader.next() {
+                if !frameReceived(frame, context: context) { return }
+            }
+        } catch {
+            fail(code: 1009, reason: "Upstream message too big")
+        }
+    }
+
+    /// Handles one frame; `false` once the connection is done with.
+    private func frameReceived(_ frame: WebSocketFrame, context: ChannelHandlerContext) -> Bool {
         // A server must not mask (RFC 6455 §5.1), and no extension was agreed.
         guard frame.maskKey == nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+            fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+            return false
         }
         switch frame.opcode {
         case .text, .binary:
-            guard messageOpcode == nil else { return fail(code: 1002, reason: "Upstream broke the WebSocket protocol") }
+            guard messageOpcode == nil else {
+                fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+                return false
+            }
             if frame.fin {
                 deliver(frame.data, opcode: frame.opcode)
             } else {
@@ -170,7 +191,10 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
                 append(frame.data)
             }
         case .continuation:
-            guard let opcode = messageOpcode else { return fail(code: 1002, reason: "Upstream broke the WebSocket protocol") }
+            guard let opcode = messageOpcode else {
+                fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+                return false
+            }
             append(frame.data)
             if frame.fin, !ended {
                 let complete = message
@@ -179,9 +203,9 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
                 deliver(complete, opcode: opcode)
             }
         case .ping:
-            guard !closeSent else { return }
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.data)), promise: nil)
-            pendingFlush = true
+            guard !closeSent, frame.fin, frame.data.readableBytes <= 125 else { return true }
+            WebSocketFrameWriter.appendMaskedFrame(opcode: .pong, payload: frame.data, maskKey: maskKeys.next(), to: &output)
+            flush()
         case .pong:
             break
         case .connectionClose:
@@ -190,20 +214,24 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
             let reason = data.readString(length: data.readableBytes) ?? ""
             if closeSent {
                 context.close(promise: nil)
-                return
+                return false
             }
             // Reported first: closing the connection below may end it at once.
             delegate?.upstreamReadComplete()
             report(SockwayCloseReason(code: code.map(Self.clientCode) ?? 1000, reason: code == nil ? "Upstream closed" : reason))
             // Echo the code (RFC 6455 §5.5.1), then the connection ends.
-            var echo = context.channel.allocator.buffer(capacity: 2)
+            var echo = ByteBuffer()
             if let code { echo.writeInteger(UInt16(code)) }
+            WebSocketFrameWriter.appendMaskedFrame(opcode: .connectionClose, payload: echo, maskKey: maskKeys.next(), to: &output)
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)))
-                .whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(output)).whenComplete { _ in channel.close(promise: nil) }
+            output = ByteBuffer()
+            return false
         default:
             fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+            return false
         }
+        return !ended || closeSent
     }
 
     /// A code the upstream may send but a SockJS or WebSocket client should not get as is.
@@ -232,10 +260,6 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if pendingFlush {
-            pendingFlush = false
-            context.flush()
-        }
         if !ended { delegate?.upstreamReadComplete() }
         context.fireChannelReadComplete()
     }
@@ -252,10 +276,8 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? NIOWebSocketError, case .invalidFrameLength = error {
-            return fail(code: 1009, reason: "Upstream message too big")
-        }
-        fail(code: 1002, reason: "Upstream broke the WebSocket protocol")
+        report(SockwayCloseReason(code: 1014, reason: "Upstream connection lost (\(UpstreamConnector.describe(error)))"))
+        context.close(promise: nil)
     }
 
     /// The upstream broke a rule: it gets a close frame with `code`, the client the same code and why.
@@ -276,13 +298,14 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     private func sendClose(code: Int, reason: String) {
         guard let context, !closeSent else { return }
         closeSent = true
-        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        var payload = ByteBuffer()
         payload.writeInteger(UInt16(code))
         // A close frame's payload is at most 125 bytes (RFC 6455 §5.5).
         var reasonBytes = Array(reason.utf8.prefix(123))
         while !reasonBytes.isEmpty, String(validating: reasonBytes, as: UTF8.self) == nil { reasonBytes.removeLast() }
         payload.writeBytes(reasonBytes)
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: payload)), promise: nil)
+        WebSocketFrameWriter.appendMaskedFrame(opcode: .connectionClose, payload: payload, maskKey: maskKeys.next(), to: &output)
+        flush()
         let channel = context.channel
         closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
             channel.close(promise: nil)
@@ -294,29 +317,37 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func write(text: String) throws(TCPFramingError) {
-        guard let context, !ended else { return }
-        let data = context.channel.allocator.buffer(string: text)
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: data)), promise: nil)
+        guard !ended else { return }
+        var payload = ByteBuffer()
+        payload.writeString(text)
+        WebSocketFrameWriter.appendMaskedFrame(opcode: .text, payload: payload, maskKey: maskKeys.next(), to: &output)
     }
 
     func write(binary: ByteBuffer) throws(TCPFramingError) {
-        guard let context, !ended else { return }
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: binary)), promise: nil)
+        guard !ended else { return }
+        WebSocketFrameWriter.appendMaskedFrame(opcode: .binary, payload: binary, maskKey: maskKeys.next(), to: &output)
     }
 
     func flush() {
-        context?.flush()
+        guard let context, output.readableBytes > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        output = ByteBuffer()
     }
 
     func setReading(_ on: Bool) {
         context?.channel.setOption(.autoRead, value: on).whenFailure { _ in }
     }
 
+    /// The client's close, passed on: its code when it is the client's own (1000, 3000–4999), else
+    /// 1001 (the session ended for another reason: timed out, cut, shut down) with the reason.
     func close(_ reason: SockwayCloseReason) {
         guard !ended else { return }
         ended = true
-        let code = WebSocketCloseCode.isSendable(UInt16(truncatingIfNeeded: reason.code)) && reason.code >= 1000 && reason.code <= 4999 ? reason.code : 1001
-        sendClose(code: code, reason: reason.reason)
+        if reason.code == 1000 || (3000...4999).contains(reason.code) {
+            sendClose(code: reason.code, reason: reason.reason)
+        } else {
+            sendClose(code: 1001, reason: "Client gone: \(reason.code) \(reason.reason)")
+        }
     }
 
     func abort() {

@@ -37,7 +37,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
     private var deflate: ClientDeflate?
     private var stopped = false
     fileprivate var upgraded = false
-    private var maskKeys = MaskKeySource()
+    private var maskKeys = WebSocketMaskKeySource()
     /// Where each outgoing message is built before it is masked into the batch's buffer.
     private var scratch = ByteBuffer()
 
@@ -61,7 +61,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
     func start() {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let maxFrame = configuration.maxMessageBytes
-        let upgrader = ClientWebSocketUpgrader(
+        let upgrader = WebSocketClientUpgrader(
             handshake: NIOWebSocketClientUpgrader(maxFrameSize: maxFrame, automaticErrorHandling: false, upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeSucceededVoidFuture()
             }),
@@ -253,66 +253,26 @@ final class WebSocketClientTransport: ClientTransportDriver {
     }
 }
 
-/// The handshake's checks are NIO's (`Sec-WebSocket-Key` and `-Accept`); after the 101 the connection
-/// gets Sockway's own frame reading and writing instead of NIO's frame decoder and encoder.
-struct ClientWebSocketUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
-    let handshake: NIOWebSocketClientUpgrader
-    let install: @Sendable (any Channel, HTTPResponseHead) throws -> Void
-
-    var supportedProtocol: String { handshake.supportedProtocol }
-    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
-
-    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {
-        handshake.addCustom(upgradeRequestHeaders: &upgradeRequestHeaders)
-    }
-
-    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool {
-        handshake.shouldAllowUpgrade(upgradeResponse: upgradeResponse)
-    }
-
-    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
-        let channel = context.channel
-        return context.eventLoop.makeCompletedFuture { try install(channel, upgradeResponse) }
-    }
-}
-
-/// Masking keys from the kernel's CSPRNG (RFC 6455 §5.3 asks for strong entropy), drawn 4 KiB at a
-/// time from `/dev/urandom`: one read per 1,024 frames instead of a `getrandom` per frame.
-struct MaskKeySource {
-    private var pool = [UInt8](repeating: 0, count: 4096)
-    private var index = 4096
-
-    mutating func next() -> WebSocketMaskingKey {
-        if index + 4 > pool.count {
-            let descriptor = open("/dev/urandom", O_RDONLY)
-            let filled = descriptor < 0 ? -1 : pool.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if descriptor >= 0 { close(descriptor) }
-            if filled != pool.count {
-                var generator = SystemRandomNumberGenerator()
-                for offset in stride(from: 0, to: pool.count, by: 8) {
-                    withUnsafeBytes(of: generator.next() as UInt64) { pool.replaceSubrange(offset..<offset + 8, with: $0) }
-                }
-            }
-            index = 0
-        }
-        defer { index += 4 }
-        // NIO's only public initialiser is generic over a collection (unspecialised, it allocates);
-        // the key is four plain bytes.
-        if MemoryLayout<WebSocketMaskingKey>.size == 4 {
-            return pool.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index, as: WebSocketMaskingKey.self) }
-        }
-        return WebSocketMaskingKey(pool[index..<index + 4])!
-    }
-}
-
 /// Last in the pipeline: reports a handshake that fails (a refused upgrade, the connection dropped)
 /// before the WebSocket handler is in place.
 final class HandshakeWatcher: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
+    typealias InboundIn = HTTPClientResponsePart
     private let transport: NIOLoopBound<WebSocketClientTransport>
 
     init(transport: NIOLoopBound<WebSocketClientTransport>) {
         self.transport = transport
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Until the upgrade only response parts come this way (the WebSocket's bytes, after it, pass on).
+        // A response other than the 101 is a refused handshake: over a connection kept alive (a proxy
+        // that does not forward `Upgrade`) nothing else would end it before the open timeout.
+        if !transport.value.upgraded, case .head(let head) = unwrapInboundIn(data) {
+            transport.value.handshakeFailed(SockwayClientError.unexpectedStatus(Int(head.status.code)))
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

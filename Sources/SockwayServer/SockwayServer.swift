@@ -94,7 +94,6 @@ public final class SockwayServer: Service, Sendable {
         let trimming = configuration.memoryTrimInterval.map { interval in
             group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in ReleaseFreedMemory.now() }
         }
-        defer { trimming?.cancel() }
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -104,6 +103,8 @@ public final class SockwayServer: Service, Sendable {
                 try? await channel.close()
             }
         }
+        // Before the loops stop: cancelling a repeated task schedules on its loop.
+        trimming?.cancel()
         try await group.shutdownGracefully()
     }
 

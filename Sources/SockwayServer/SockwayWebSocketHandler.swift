@@ -143,7 +143,8 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
     }
 
     private func readFrames(context: ChannelHandlerContext) {
-        while true {
+        // Paused mid-read (below): frames already read wait in the reader until the session drains.
+        while !readsPaused {
             let frame: WebSocketFrame?
             do {
                 frame = try reader.next()
@@ -159,6 +160,37 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
             guard let frame else { return }
             frameReceived(frame, context: context)
             if protocolState.state == .closed { return }
+            // A compressed read can inflate a thousandfold (64 KiB read, 60 MiB of messages): the
+            // session is checked after each compressed frame, not only once the read is delivered.
+            if frame.rsv1 { pauseReadsIfBackedUp() }
+        }
+    }
+
+    /// Stops delivering and reading while what this client's messages caused is piling up (in the
+    /// outbox, in an async application's queue, or behind a delegate that paused receiving), so that it
+    /// slows down rather than overflowing a queue (and losing the session).
+    private func pauseReadsIfBackedUp() {
+        guard let link, !readsPaused else { return }
+        readsPaused = link.pauseReadsIfBackedUp { [self] in
+            readsPaused = false
+            guard let context = self.context else { return }
+            if reader.bufferedBytes > 0 {
+                // Frames read before the pause go first.
+                if let link = self.link {
+                    link.readCycle { readFrames(context: context) }
+                } else {
+                    readFrames(context: context)
+                }
+                if needsFlush {
+                    needsFlush = false
+                    context.flush()
+                }
+                if readsPaused { return }
+            }
+            if readPending {
+                readPending = false
+                context.read()
+            }
         }
     }
 
@@ -202,18 +234,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
             needsFlush = false
             context.flush()
         }
-        if let link, !readsPaused {
-            // What this client's messages caused is piling up (in the outbox, or unread by an async
-            // application): read no more from it until that drains, so that it slows down rather than
-            // overflowing a queue (and losing the session).
-            readsPaused = link.pauseReadsIfBackedUp { [self] in
-                readsPaused = false
-                if readPending, let context = self.context {
-                    readPending = false
-                    context.read()
-                }
-            }
-        }
+        pauseReadsIfBackedUp()
         context.fireChannelReadComplete()
     }
 

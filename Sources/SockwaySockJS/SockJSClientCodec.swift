@@ -323,6 +323,9 @@ public struct SockJSBodyDecoder: Sendable {
         if buffer.readableBytes == 0 {
             buffer = bytes
         } else {
+            // Only the unfinished frame is kept: a stream whose frames straddle reads would otherwise
+            // never empty the buffer, which would grow with everything ever read.
+            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
             var bytes = bytes
             buffer.writeBuffer(&bytes)
         }

@@ -24,11 +24,17 @@ public struct WebSocketFrameReader: Sendable {
     /// Bytes of an incomplete frame held.
     public var bufferedBytes: Int { buffer.readableBytes }
 
+    /// The storage behind them (what the reader keeps alive).
+    public var bufferCapacity: Int { buffer.capacity }
+
     /// Adds bytes read from the connection.
     public mutating func append(_ bytes: ByteBuffer) {
         if buffer.readableBytes == 0 {
             buffer = bytes
         } else {
+            // Only the unfinished frame is kept: without this, a stream whose frames straddle reads
+            // never empties the buffer, which then grows with everything ever read.
+            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
             var bytes = bytes
             buffer.writeBuffer(&bytes)
         }

@@ -12,6 +12,9 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the gateway: demo page at /, the /echo, /close, /disabled_websocket_echo, /cookie_needed_echo and /chat SockJS endpoints, the /engine.io echo and the /socket.io service."
     )
 
+    @Option(help: ArgumentHelp("YAML file of option values keyed by long option name (port: 8080, cookie-needed: true, allowed-origin: [http://a, http://b]); options given here win.", valueName: "file"))
+    var config: String?
+
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
 

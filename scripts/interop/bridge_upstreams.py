@@ -11,8 +11,8 @@ Both echo every message and obey a few commands (a text message):
   __flood__:N:SIZE     N numbered messages of SIZE bytes, as fast as the connection takes them
   __pause__:SECONDS    stop reading for SECONDS, then echo what came meanwhile
 
-Usage: bridge_upstreams.py --ws-port P --tcp-port Q [--tcp-framing newline|length-prefixed]
-Prints "ready" once both listen.
+Usage: bridge_upstreams.py --ws-port P --tcp-port Q --tcp-lp-port R
+(Q: newline-framed TCP, R: length-prefixed TCP). Prints "ready" once all listen.
 """
 import argparse
 import asyncio
@@ -128,18 +128,19 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ws-port", type=int, required=True)
     parser.add_argument("--tcp-port", type=int, required=True)
-    parser.add_argument("--tcp-framing", choices=["newline", "length-prefixed"], default="newline")
+    parser.add_argument("--tcp-lp-port", type=int, required=True)
     args = parser.parse_args()
     from websockets.asyncio.server import serve
 
-    framing = TCPFraming(args.tcp_framing)
     ws_server = await serve(ws_handler, "127.0.0.1", args.ws_port, max_size=16 << 20, compression=None)
-    tcp_server = await asyncio.start_server(
-        lambda r, w: tcp_handler(r, w, framing), "127.0.0.1", args.tcp_port, limit=16 << 20
-    )
+    servers = [ws_server]
+    for port, kind in [(args.tcp_port, "newline"), (args.tcp_lp_port, "length-prefixed")]:
+        framing = TCPFraming(kind)
+        servers.append(await asyncio.start_server(
+            lambda r, w, framing=framing: tcp_handler(r, w, framing), "127.0.0.1", port, limit=1 << 20
+        ))
     print("ready", flush=True)
-    async with ws_server, tcp_server:
-        await asyncio.Future()
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 if __name__ == "__main__":
