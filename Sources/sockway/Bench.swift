@@ -116,17 +116,7 @@ struct Bench: AsyncParsableCommand {
         }
         guard messageBytes >= 24, messageBytes <= 1 << 20 else { throw ValidationError("--message-bytes must be 24...1048576") }
         options.browserHeaders = browserHeaders
-        options.requestHeaders = try headers.map { header in
-            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
-                throw ValidationError("--header must be \"Name: value\", got \(header)")
-            }
-            let name = header[..<colon].trimmingCharacters(in: .whitespaces)
-            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else {
-                throw ValidationError("--header \(header): not a valid header")
-            }
-            return (name, value)
-        }
+        options.requestHeaders = try parseHeaderOptions(headers)
         options.clients = clients
         options.rate = rate
         options.pushRate = pushRate

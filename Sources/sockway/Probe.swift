@@ -50,17 +50,7 @@ struct Probe: AsyncParsableCommand {
         options.engineIO = engineIO
         options.messages = messages
         options.timeout = .nanoseconds(Int64(timeout * 1e9))
-        options.extraHeaders = try headers.map { header in
-            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
-                throw ValidationError("--header must be \"Name: value\", got \(header)")
-            }
-            let name = header[..<colon].trimmingCharacters(in: .whitespaces)
-            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else {
-                throw ValidationError("--header \(header): not a valid header")
-            }
-            return (name, value)
-        }
+        options.extraHeaders = try parseHeaderOptions(headers)
         let terminal = !json && isatty(STDERR_FILENO) != 0
         let runner = ProbeRunner(options: options) { line in
             if terminal { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
