@@ -42,10 +42,10 @@ final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLin
         reader.append(unwrapInboundIn(data))
         do {
             while !ended, let message = try reader.next() {
-                guard let text = String(validating: message.readableBytesView, as: UTF8.self) else {
+                guard message.withUnsafeReadableBytes(UTF8Validator.isValid) else {
                     return fail(SockwayCloseReason(code: 1007, reason: "Upstream sent invalid UTF-8"))
                 }
-                delegate?.upstreamReceived(text: text)
+                delegate?.upstreamReceived(text: String(buffer: message))
             }
         } catch {
             fail(SockwayCloseReason(code: 1009, reason: "Upstream message too big"))
@@ -250,10 +250,10 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     private func deliver(_ data: ByteBuffer, opcode: WebSocketOpcode) {
         guard !closeSent else { return }
         if opcode == .text {
-            guard let text = String(validating: data.readableBytesView, as: UTF8.self) else {
+            guard data.withUnsafeReadableBytes(UTF8Validator.isValid) else {
                 return fail(code: 1007, reason: "Upstream sent invalid UTF-8")
             }
-            delegate?.upstreamReceived(text: text)
+            delegate?.upstreamReceived(text: String(buffer: data))
         } else {
             delegate?.upstreamReceived(binary: data)
         }
@@ -318,9 +318,11 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
 
     func write(text: String) throws(TCPFramingError) {
         guard !ended else { return }
-        var payload = ByteBuffer()
-        payload.writeString(text)
-        WebSocketFrameWriter.appendMaskedFrame(opcode: .text, payload: payload, maskKey: maskKeys.next(), to: &output)
+        var text = text
+        let key = maskKeys.next()
+        text.withUTF8 { bytes in
+            WebSocketFrameWriter.appendMaskedFrame(opcode: .text, payload: UnsafeRawBufferPointer(bytes), maskKey: key, to: &output)
+        }
     }
 
     func write(binary: ByteBuffer) throws(TCPFramingError) {

@@ -174,7 +174,22 @@ public enum WebSocketFrameWriter {
         maskKey: WebSocketMaskingKey,
         to output: inout ByteBuffer
     ) {
-        let length = payload.readableBytes
+        payload.withUnsafeReadableBytes { payload in
+            appendMaskedFrame(opcode: opcode, fin: fin, rsv1: rsv1, payload: payload, maskKey: maskKey, to: &output)
+        }
+    }
+
+    /// ``appendMaskedFrame(opcode:fin:rsv1:payload:maskKey:to:)`` for a payload in memory (a string's
+    /// UTF-8 bytes), without first copying it into a buffer of its own.
+    public static func appendMaskedFrame(
+        opcode: WebSocketOpcode,
+        fin: Bool = true,
+        rsv1: Bool = false,
+        payload: UnsafeRawBufferPointer,
+        maskKey: WebSocketMaskingKey,
+        to output: inout ByteBuffer
+    ) {
+        let length = payload.count
         let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
         var first = UInt8(webSocketOpcode: opcode)
         if fin { first |= 0x80 }
@@ -191,26 +206,28 @@ public enum WebSocketFrameWriter {
     /// Appends `source` XORed with the repeating four-byte `key` (masking and unmasking are the same
     /// operation), eight bytes at a time.
     static func appendMasked(_ source: ByteBuffer, key maskKey: WebSocketMaskingKey, to output: inout ByteBuffer) {
-        let count = source.readableBytes
+        source.withUnsafeReadableBytes { appendMasked($0, key: maskKey, to: &output) }
+    }
+
+    static func appendMasked(_ source: UnsafeRawBufferPointer, key maskKey: WebSocketMaskingKey, to output: inout ByteBuffer) {
+        let count = source.count
         guard count > 0 else { return }
         // Little-endian loads put key byte 0 on the first byte; the mask repeats every 4, so every
         // 8-byte word starting at a multiple of 4 takes the same wide key.
         let key = UInt32(maskKey[0]) | UInt32(maskKey[1]) << 8 | UInt32(maskKey[2]) << 16 | UInt32(maskKey[3]) << 24
         let wideKey = (UInt64(key) | UInt64(key) << 32).littleEndian
-        source.withUnsafeReadableBytes { source in
-            _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-                var index = 0
-                while index + 8 <= count {
-                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    target.storeBytes(of: word ^ wideKey, toByteOffset: index, as: UInt64.self)
-                    index += 8
-                }
-                while index < count {
-                    target[index] = source[index] ^ maskKey[index & 3]
-                    index += 1
-                }
-                return count
+        _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+            var index = 0
+            while index + 8 <= count {
+                let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                target.storeBytes(of: word ^ wideKey, toByteOffset: index, as: UInt64.self)
+                index += 8
             }
+            while index < count {
+                target[index] = source[index] ^ maskKey[index & 3]
+                index += 1
+            }
+            return count
         }
     }
 
