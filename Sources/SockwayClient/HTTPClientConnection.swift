@@ -8,11 +8,16 @@ struct ClientTarget: Sendable, Hashable {
     var port: Int
     /// The service's path prefix, without a trailing slash (`""` for the root).
     var prefix: String
+    /// `https://` or `wss://`.
+    var isTLS = false
+    /// The TLS context of an `https://` or `wss://` target (set by ``SockwayClient/connect(to:configuration:)``).
+    var tls: ClientTLS?
 
     init(url: String) throws(SockwayClientError) {
         var rest = Substring(url)
-        for scheme in ["http://", "ws://"] where rest.hasPrefix(scheme) {
+        for scheme in ["http://", "ws://", "https://", "wss://"] where rest.hasPrefix(scheme) {
             rest = rest.dropFirst(scheme.count)
+            isTLS = scheme == "https://" || scheme == "wss://"
         }
         guard rest.count < url.count else { throw .invalidURL(url) }
         let authority = rest.prefix { $0 != "/" }
@@ -28,7 +33,7 @@ struct ClientTarget: Sendable, Hashable {
             port = parsed
         } else {
             host = authority
-            port = 80
+            port = isTLS ? 443 : 80
         }
         guard !host.isEmpty else { throw .invalidURL(url) }
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : String(host)
@@ -36,7 +41,7 @@ struct ClientTarget: Sendable, Hashable {
         self.prefix = path
     }
 
-    var hostHeader: String { port == 80 ? host : "\(host):\(port)" }
+    var hostHeader: String { port == (isTLS ? 443 : 80) ? host : "\(host):\(port)" }
 }
 
 /// One HTTP/1.1 keep-alive connection making one request at a time. The response reaches the caller
@@ -80,6 +85,7 @@ final class HTTPClientConnection {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TrafficCountingHandler(meter: meter, receiveBytesPerSecond: receiveBytesPerSecond))
+                    if let tls = target.tls { try sync.addHandler(tls.makeHandler()) }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(HTTPClientResponseHandler())
                 }

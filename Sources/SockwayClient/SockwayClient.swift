@@ -43,7 +43,7 @@ public enum SockwayClientTransport: String, CaseIterable, Sendable, Codable {
 
 /// Why a client could not connect, or what ended its session.
 public enum SockwayClientError: Error, Hashable, Sendable {
-    /// Not `http://host[:port][/prefix]` (or `ws://`).
+    /// Not `http://host[:port][/prefix]` (or `ws://`, `https://`, `wss://`).
     case invalidURL(String)
     /// `/info` did not answer 200 with JSON.
     case infoFailed(String)
@@ -96,6 +96,10 @@ public struct SockwayClientConfiguration: Sendable {
     public var receiveBytesPerSecond: Int?
     /// Where the connections run; default NIO's shared group.
     public var eventLoopGroup: any EventLoopGroup
+    /// PEM file of the certificates trusted for `https://` and `wss://` URLs (a self-signed server's
+    /// own certificate works). `nil` (the default): the file named by `SSL_CERT_FILE` when set, else
+    /// the system's trust roots. TLS 1.2+, ALPN `http/1.1`, the host name or IP address verified.
+    public var tlsTrustRootsFile: String?
 
     public init(
         transports: [SockwayClientTransport] = SockwayClientTransport.fallbackOrder,
@@ -108,7 +112,8 @@ public struct SockwayClientConfiguration: Sendable {
         maxSendRequestBytes: Int = 480 << 10,
         extraHeaders: [(String, String)] = [],
         receiveBytesPerSecond: Int? = nil,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tlsTrustRootsFile: String? = nil
     ) {
         self.transports = transports
         self.webSocketCompression = webSocketCompression
@@ -121,6 +126,7 @@ public struct SockwayClientConfiguration: Sendable {
         self.extraHeaders = extraHeaders
         self.receiveBytesPerSecond = receiveBytesPerSecond
         self.eventLoopGroup = eventLoopGroup
+        self.tlsTrustRootsFile = tlsTrustRootsFile
     }
 }
 
@@ -132,14 +138,18 @@ public struct SockwayClientConfiguration: Sendable {
 /// for await message in session.messages { print(message) }
 /// ```
 public enum SockwayClient {
-    /// Opens a session with the service at `url` (`http://host:port/prefix`). Returns once the server
+    /// Opens a session with the service at `url` (`http://host:port/prefix`, or `https://` over TLS:
+    /// see ``SockwayClientConfiguration/tlsTrustRootsFile``). Returns once the server
     /// has sent its open frame (for the raw WebSocket URL: once the handshake is done; for Engine.IO:
     /// once its `open` packet came).
     public static func connect(
         to url: String,
         configuration: SockwayClientConfiguration = .init()
     ) async throws -> SockwayClientSession {
-        let target = try ClientTarget(url: url)
+        var target = try ClientTarget(url: url)
+        if target.isTLS {
+            target.tls = try ClientTLS(host: target.host, trustRootsFile: configuration.tlsTrustRootsFile)
+        }
         let loop = configuration.eventLoopGroup.any()
         let meter = TrafficMeter()
         var transports = configuration.transports

@@ -76,6 +76,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
             }
         )
         let meter = self.meter
+        let tls = target.tls
         let receiveLimit = configuration.receiveBytesPerSecond
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
@@ -86,6 +87,7 @@ final class WebSocketClientTransport: ClientTransportDriver {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TrafficCountingHandler(meter: meter, receiveBytesPerSecond: receiveLimit))
+                    if let tls { try sync.addHandler(tls.makeHandler()) }
                     // Bytes after the 101 (the server's first frames can share its packet) go to the
                     // WebSocket handler rather than being dropped.
                     try sync.addHTTPClientHandlers(

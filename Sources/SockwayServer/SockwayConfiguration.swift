@@ -68,6 +68,9 @@ public struct SockwayConfiguration: Sendable {
     public var localClientScriptFile: String?
     /// Where ``localClientScriptFile`` is served. Default `/sockjs.min.js`.
     public var localClientScriptPath: String
+    /// Serve `https://` and `wss://` with this certificate and key instead of plain HTTP. `nil` (the
+    /// default): plain HTTP.
+    public var tls: SockwayTLSConfiguration?
 
     public init(
         host: String = "127.0.0.1",
@@ -90,7 +93,8 @@ public struct SockwayConfiguration: Sendable {
         retryAfterSeconds: Int = 5,
         healthCheckPath: String? = "/healthz",
         localClientScriptFile: String? = nil,
-        localClientScriptPath: String = "/sockjs.min.js"
+        localClientScriptPath: String = "/sockjs.min.js",
+        tls: SockwayTLSConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -113,6 +117,7 @@ public struct SockwayConfiguration: Sendable {
         self.healthCheckPath = healthCheckPath
         self.localClientScriptFile = localClientScriptFile
         self.localClientScriptPath = localClientScriptPath
+        self.tls = tls
     }
 
     var requestLimits: HTTPRequestParser.Limits {

@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 import SockwayEngineIO
@@ -29,7 +30,9 @@ public final class SockwayServer: Service, Sendable {
     public let configuration: SockwayConfiguration
     let runtime: ServerRuntime
     private let group: MultiThreadedEventLoopGroup
-    private let logger: Logger
+    let logger: Logger
+    /// The TLS context new connections get (``SockwayConfiguration/tls``); `nil`: plain HTTP.
+    let tlsContext: TLSContextBox?
     private let boundAddress = NIOLockedValueBox<(address: SocketAddress?, waiters: [CheckedContinuation<SocketAddress?, Never>], done: Bool)>((nil, [], false))
 
     public init(
@@ -39,6 +42,7 @@ public final class SockwayServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
+        self.tlsContext = configuration.tls.map(TLSContextBox.init(configuration:))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         var loops: [any EventLoop] = []
         var iterator = group.makeIterator()
@@ -81,6 +85,8 @@ public final class SockwayServer: Service, Sendable {
     public func run() async throws {
         let channel: any Channel
         do {
+            // A TLS certificate that cannot be read stops the start, before the port is taken.
+            try tlsContext?.reload()
             channel = try await makeBootstrap().bind(host: configuration.host, port: configuration.port).get()
         } catch {
             publish(address: nil)
@@ -89,11 +95,13 @@ public final class SockwayServer: Service, Sendable {
         }
         publish(address: channel.localAddress)
         if let address = channel.localAddress {
-            logger.info("Sockway listening on http://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
+            logger.info("Sockway listening on \(tlsContext == nil ? "http" : "https")://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
         }
         let trimming = configuration.memoryTrimInterval.map { interval in
             group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in ReleaseFreedMemory.now() }
         }
+        let sighup = configuration.tls?.reloadOnSIGHUP == true ? SIGHUPReloader { try? self.reloadTLS() } : nil
+        defer { sighup?.cancel() }
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -127,6 +135,7 @@ public final class SockwayServer: Service, Sendable {
 
     private func makeBootstrap() -> ServerBootstrap {
         let runtime = self.runtime
+        let tls = self.tlsContext
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -137,6 +146,11 @@ public final class SockwayServer: Service, Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // TLS first: the HTTP handler, and the WebSocket handler that replaces it on an
+                    // upgrade, then read and write plaintext (https and wss alike).
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current()))
+                    }
                     try Self.configurePipeline(channel: channel, runtime: runtime)
                 }
             }

@@ -21,6 +21,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 8080
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate chain (with --tls-key): serve https:// and wss:// on --port instead of plain HTTP; re-read on SIGHUP.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
     @Option(name: .customLong("response-limit"), help: "Bytes after which a streaming response is ended.")
     var responseLimit = 128 * 1024
 
@@ -158,6 +164,7 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard responseLimit > 0 else { throw ValidationError("--response-limit must be positive") }
         guard heartbeat > 0, disconnectDelay > 0 else { throw ValidationError("--heartbeat and --disconnect-delay must be positive") }
         guard maxMessageBytes > 0 && maxMessageBytes <= Int(UInt32.max) else { throw ValidationError("--max-message-bytes must be 1...4294967295") }
@@ -267,6 +274,9 @@ struct Serve: AsyncParsableCommand {
             localClientScriptFile: localScript
         )
         if let threads { configuration.eventLoopThreads = threads }
+        if let tlsCert, let tlsKey {
+            configuration.tls = SockwayTLSConfiguration(certificateChainFile: tlsCert, privateKeyFile: tlsKey, reloadOnSIGHUP: true)
+        }
         if allowAnyOriginWithCredentials && allowedOrigins.isEmpty {
             logger.warning("--allow-any-origin-with-credentials: any site's page may make credentialed requests to these endpoints (CORS echoes every origin with Access-Control-Allow-Credentials)")
         } else if allowAnyOriginWithCredentials {
