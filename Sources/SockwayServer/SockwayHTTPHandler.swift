@@ -209,8 +209,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if inbound.readableBytes == 0 {
             inbound = bytes
         } else {
-            // Only what is not parsed yet is kept (bytes straddling reads would otherwise pile up).
-            if inbound.readerIndex > 0 { inbound.discardReadBytes() }
             inbound.writeBuffer(&bytes)
         }
         parseRequests(context: context)
