@@ -106,7 +106,7 @@ final class BridgeSession: SockwaySessionDelegate, UpstreamLinkDelegate {
                 do {
                     try link.write(text: message)
                 } catch {
-                    return failClientMessage(error, link: link)
+                    return failClientMessage(error)
                 }
             }
             link.flush()
@@ -124,7 +124,7 @@ final class BridgeSession: SockwaySessionDelegate, UpstreamLinkDelegate {
             do {
                 try link.write(binary: message)
             } catch {
-                return failClientMessage(error, link: link)
+                return failClientMessage(error)
             }
             link.flush()
             holdClientIfUpstreamFull(link)
@@ -158,7 +158,7 @@ final class BridgeSession: SockwaySessionDelegate, UpstreamLinkDelegate {
         }
     }
 
-    private func failClientMessage(_ error: TCPFramingError, link: any UpstreamLink) {
+    private func failClientMessage(_ error: TCPFramingError) {
         switch error {
         case .newlineInMessage:
             session.close(code: 1007, reason: "Message holds a newline, which the upstream's newline framing cannot carry")
@@ -227,7 +227,7 @@ final class BridgeSession: SockwaySessionDelegate, UpstreamLinkDelegate {
                 case .binary(let data): try link.write(binary: data)
                 }
             } catch {
-                return failClientMessage(error, link: link)
+                return failClientMessage(error)
             }
         }
         if !held.isEmpty { link.flush() }

@@ -6,7 +6,7 @@ import SockwayWebSocket
 
 /// A `tcp://` upstream connection: messages cut by a ``SockwayTCPFraming``, each a text message (it
 /// must be UTF-8).
-final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLinkSource {
+final class UpstreamTCPHandler: ChannelInboundHandler, BufferedUpstreamLink, UpstreamLinkSource {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -14,9 +14,9 @@ final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLin
     weak var delegate: (any UpstreamLinkDelegate)?
     private let framing: SockwayTCPFraming
     private var reader: TCPMessageReader
-    private var context: ChannelHandlerContext?
-    private var output = ByteBuffer()
-    private var ended = false
+    private(set) var context: ChannelHandlerContext?
+    var output = ByteBuffer()
+    var ended = false
 
     init(connector: UpstreamConnector, framing: SockwayTCPFraming, maxMessageBytes: Int) {
         self.connector = connector
@@ -88,24 +88,12 @@ final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLin
 
     // MARK: UpstreamLink
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-
     func write(text: String) throws(TCPFramingError) {
         try TCPMessageReader.append(text, framing: framing, to: &output)
     }
 
     func write(binary: ByteBuffer) throws(TCPFramingError) {
         try TCPMessageReader.append(binary, framing: framing, to: &output)
-    }
-
-    func flush() {
-        guard let context, output.readableBytes > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
-        output = ByteBuffer()
-    }
-
-    func setReading(_ on: Bool) {
-        context?.channel.setOption(.autoRead, value: on).whenFailure { _ in }
     }
 
     func close(_ reason: SockwayCloseReason) {
@@ -116,18 +104,13 @@ final class UpstreamTCPHandler: ChannelInboundHandler, UpstreamLink, UpstreamLin
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
     }
-
-    func abort() {
-        ended = true
-        context?.close(promise: nil)
-    }
 }
 
 /// A `ws://` upstream connection after its handshake, on Sockway's own frame reader and writer (NIO's
 /// encoder masks byte by byte): messages reassembled from frames (bounded), text checked as UTF-8,
 /// pings answered, closes carried to the client with their code and reason. Client messages are
 /// masked into one buffer per delivery and written once.
-final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, UpstreamLinkSource {
+final class UpstreamWebSocketHandler: ChannelInboundHandler, BufferedUpstreamLink, UpstreamLinkSource {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -135,13 +118,13 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
     private let maxMessageBytes: Int
     private var reader: WebSocketFrameReader
     private var maskKeys = WebSocketMaskKeySource()
-    private var context: ChannelHandlerContext?
-    private var output = ByteBuffer()
+    private(set) var context: ChannelHandlerContext?
+    var output = ByteBuffer()
     private var message = ByteBuffer()
     private var messageOpcode: WebSocketOpcode?
     /// The client side's close was sent: waiting for the upstream's reply, then the connection ends.
     private var closeSent = false
-    private var ended = false
+    var ended = false
     private var closeTimer: Scheduled<Void>?
 
     init(maxMessageBytes: Int) {
@@ -314,8 +297,6 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
 
     // MARK: UpstreamLink
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-
     func write(text: String) throws(TCPFramingError) {
         guard !ended else { return }
         var text = text
@@ -330,16 +311,6 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
         WebSocketFrameWriter.appendMaskedFrame(opcode: .binary, payload: binary, maskKey: maskKeys.next(), to: &output)
     }
 
-    func flush() {
-        guard let context, output.readableBytes > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
-        output = ByteBuffer()
-    }
-
-    func setReading(_ on: Bool) {
-        context?.channel.setOption(.autoRead, value: on).whenFailure { _ in }
-    }
-
     /// The client's close, passed on: its code when it is the client's own (1000, 3000–4999), else
     /// 1001 (the session ended for another reason: timed out, cut, shut down) with the reason.
     func close(_ reason: SockwayCloseReason) {
@@ -350,6 +321,27 @@ final class UpstreamWebSocketHandler: ChannelInboundHandler, UpstreamLink, Upstr
         } else {
             sendClose(code: 1001, reason: "Client gone: \(reason.code) \(reason.reason)")
         }
+    }
+}
+
+/// What both upstream handlers share: the connection, and the bytes written since the last flush.
+protocol BufferedUpstreamLink: UpstreamLink {
+    var context: ChannelHandlerContext? { get }
+    var output: ByteBuffer { get set }
+    var ended: Bool { get set }
+}
+
+extension BufferedUpstreamLink {
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func flush() {
+        guard let context, output.readableBytes > 0 else { return }
+        context.writeAndFlush(NIOAny(output), promise: nil)
+        output = ByteBuffer()
+    }
+
+    func setReading(_ on: Bool) {
+        context?.channel.setOption(.autoRead, value: on).whenFailure { _ in }
     }
 
     func abort() {

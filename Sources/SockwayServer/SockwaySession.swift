@@ -89,12 +89,7 @@ public final class SockwaySession: Sendable {
     /// endpoint). Default 3000 "Go away!", as SockJS servers conventionally send.
     public func close(code: Int = 3000, reason: String = "Go away!") {
         let closeReason = SockJSCloseReason(code: code, reason: reason)
-        if eventLoop.inEventLoop {
-            core.value.close(closeReason)
-        } else {
-            let core = self.core
-            eventLoop.execute { core.value.close(closeReason) }
-        }
+        onLoop { $0.close(closeReason) }
     }
 
     /// Whether a binary message sent with ``sendBinary(_:)`` reaches the client: on the raw WebSocket
@@ -109,21 +104,12 @@ public final class SockwaySession: Sendable {
     /// already under way are still delivered. For delegates whose own output is slow (a bridge's
     /// upstream); the async face needs none, its inbound queue does the same.
     public func pauseReceiving() {
-        setReceivingPaused(true)
+        onLoop { $0.setReceivingPaused(true) }
     }
 
     /// Lets the client's messages through again after ``pauseReceiving()``.
     public func resumeReceiving() {
-        setReceivingPaused(false)
-    }
-
-    private func setReceivingPaused(_ paused: Bool) {
-        if eventLoop.inEventLoop {
-            core.value.setReceivingPaused(paused)
-        } else {
-            let core = self.core
-            eventLoop.execute { core.value.setReceivingPaused(paused) }
-        }
+        onLoop { $0.setReceivingPaused(false) }
     }
 
     /// On the session's event loop: whether the outbox holds more than half its bound, that is the
@@ -136,11 +122,17 @@ public final class SockwaySession: Sendable {
     /// Calls `body` on the session's event loop once the outbox is below half its bound, or the session
     /// is no longer open (at once if that is so now).
     public func whenSendQueueDrained(_ body: @escaping @Sendable () -> Void) {
+        onLoop { $0.whenOutboxDrained(body) }
+    }
+
+    /// Runs `body` with the core: now on the session's loop, else in one hop to it. (The message path,
+    /// `send`, keeps its own batching instead.)
+    private func onLoop(_ body: @escaping @Sendable (any SessionFace) -> Void) {
         if eventLoop.inEventLoop {
-            core.value.whenOutboxDrained(body)
+            body(core.value)
         } else {
             let core = self.core
-            eventLoop.execute { core.value.whenOutboxDrained(body) }
+            eventLoop.execute { body(core.value) }
         }
     }
 

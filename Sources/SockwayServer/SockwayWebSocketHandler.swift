@@ -135,6 +135,12 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
         guard !finished || protocolState.state == .closeSent else { return }
         if keepalive != nil { keepalive!.received(now: context.eventLoop.now) }
         reader.append(unwrapInboundIn(data))
+        deliverFrames(context: context)
+    }
+
+    /// Reads the buffered frames in one coalescing scope: replies the application sends meanwhile go
+    /// out together.
+    private func deliverFrames(context: ChannelHandlerContext) {
         if let link {
             link.readCycle { readFrames(context: context) }
         } else {
@@ -176,11 +182,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
             guard let context = self.context else { return }
             if reader.bufferedBytes > 0 {
                 // Frames read before the pause go first.
-                if let link = self.link {
-                    link.readCycle { readFrames(context: context) }
-                } else {
-                    readFrames(context: context)
-                }
+                deliverFrames(context: context)
                 if needsFlush {
                     needsFlush = false
                     context.flush()

@@ -106,11 +106,12 @@ extension LoopbackClient: @unchecked Sendable {}
 
 /// A real server on 127.0.0.1, port 0, run as a service for the duration of a test.
 func withLoopbackServer(
+    configuration: SockwayConfiguration = .init(host: "127.0.0.1", port: 0, eventLoopThreads: 2),
     endpoints: [SockwayEndpoint],
     _ body: @Sendable (SockwayServer, Int, ServiceGroup) async throws -> Void
 ) async throws {
     let server = SockwayServer(
-        configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 2),
+        configuration: configuration,
         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
         endpoints: endpoints
     )

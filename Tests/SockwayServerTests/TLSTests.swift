@@ -108,25 +108,11 @@ struct TLSTests {
         _ body: @Sendable (SockwayServer, Int) async throws -> Void
     ) async throws {
         let tls = SockwayTLSConfiguration(certificateChainFile: certificates.path("server.pem"), privateKeyFile: certificates.path("server.key"))
-        let server = SockwayServer(
+        try await withLoopbackServer(
             configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 1, tls: tls),
-            logger: logger,
             endpoints: SockwayDemoEndpoints.all()
-        )
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let result: Result<Void, any Error>
-            do {
-                let port = try #require(await server.localAddress?.port)
-                try await body(server, port)
-                result = .success(())
-            } catch {
-                result = .failure(error)
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            try result.get()
+        ) { server, port, _ in
+            try await body(server, port)
         }
     }
 
