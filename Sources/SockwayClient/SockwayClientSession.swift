@@ -3,7 +3,7 @@ import NIOCore
 import SockwayAsync
 import SockwaySockJS
 
-/// An open client session: the same shape as the server's ``SockwaySession``-side handle.
+/// An open client session: the same shape as the server's `SockwaySession`-side handle.
 ///
 /// Every method may be called from any thread; work happens on the session's event loop.
 public final class SockwayClientSession: Sendable {
@@ -55,7 +55,7 @@ public final class SockwayClientSession: Sendable {
     }
 
     /// The event-loop face without a `String` per message: like ``onEvent(_:)``, but each batch comes
-    /// as the bytes it arrived in (``SockJSMessageBatch``), for consumers that look at millions of
+    /// as the bytes it arrived in (`SockJSMessageBatch`), for consumers that look at millions of
     /// messages a second (the bench's receivers). Set it once; do not mix with the other faces.
     public func onBatchEvent(_ handler: @escaping @Sendable (SockwayClientBatchEvent) -> Void) {
         setHandler(.batches(handler))

@@ -1,7 +1,7 @@
 /// Why an inbound Engine.IO packet or polling payload was refused.
 ///
 /// The reference server answers any of these by closing the session (`"parse error"`), except
-/// ``payloadTooLarge``, which it answers with HTTP 413 before reading on; see ``httpStatus``.
+/// ``payloadTooLarge(limit:)``, which it answers with HTTP 413 before reading on; see ``httpStatus``.
 public enum EngineIODecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A polling body is longer than the `maxPayload` limit (bytes of the body).
     case payloadTooLarge(limit: Int)
@@ -14,7 +14,7 @@ public enum EngineIODecodingError: Error, Hashable, Sendable, CustomStringConver
     /// The base64 after a `b` prefix is malformed (bad character, length or padding).
     case invalidBase64
 
-    /// The HTTP status a polling `POST` gets for this error: 413 for ``payloadTooLarge`` (as the
+    /// The HTTP status a polling `POST` gets for this error: 413 for ``payloadTooLarge(limit:)`` (as the
     /// reference), 400 otherwise.
     public var httpStatus: Int {
         if case .payloadTooLarge = self { return 413 }

@@ -37,6 +37,7 @@ public enum EngineIOPayload {
     /// - Parameters:
     ///   - body: the body's bytes (the reader index is not moved).
     ///   - maxPayload: the most bytes a body may have; the value sent in the handshake.
+    ///   - allocator: makes the buffers of the binary (`b<base64>`) packets.
     public static func decode(
         _ body: ByteBuffer,
         maxPayload: Int = defaultMaxPayload,

@@ -97,7 +97,10 @@ public struct EngineIOSessionStateMachine: SessionStateMachine {
     /// client sent them.
     public static let upgradePollDelay = TimeAmount.milliseconds(100)
 
-    /// - Parameter transport: the transport of the handshake request.
+    /// - Parameters:
+    ///   - sid: the session id sent in the handshake.
+    ///   - transport: the transport of the handshake request.
+    ///   - configuration: the heartbeat, the payload limit and the outbox bounds.
     public init(sid: String, transport: Transport, configuration: Configuration = .init()) {
         self.sid = sid
         self.transport = transport

@@ -10,7 +10,7 @@ public protocol SockwaySessionDelegate: AnyObject {
     func session(_ session: SockwaySession, didReceive messages: [String])
     /// The session is closed; nothing more will be delivered.
     func session(_ session: SockwaySession, didCloseWith reason: SockJSCloseReason)
-    /// A binary message, which only the raw WebSocket URL can carry. By default the session closes
+    /// A binary message, which only the raw WebSocket URL and Engine.IO can carry. By default the session closes
     /// with 1003 "Binary messages are not supported".
     func session(_ session: SockwaySession, didReceiveBinary message: ByteBuffer)
 }
@@ -39,7 +39,10 @@ public struct SockwayEndpoint: Sendable {
     let engineIO: EngineIOOptions?
 
     /// An endpoint whose sessions are driven by a delegate on their event loop.
-    /// - Parameter makeDelegate: called on the session's event loop when it opens.
+    /// - Parameters:
+    ///   - prefix: the URL prefix (`/echo`); a trailing slash is dropped.
+    ///   - options: the endpoint's transports, timers and bounds.
+    ///   - makeDelegate: called on the session's event loop when it opens.
     public static func eventLoop(
         _ prefix: String,
         options: SockwayEndpointOptions = .init(),

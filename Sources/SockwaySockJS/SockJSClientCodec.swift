@@ -250,7 +250,7 @@ public enum SockJSMessageArray {
         writeForm(array: array, into: &buffer)
     }
 
-    /// `d=<array, form-encoded>`, for an array already written (see ``writeArray(_:into:)``).
+    /// `d=<array, form-encoded>`, for an array already written (see ``writeArray(_:into:)-(Sequence<String>,_)``).
     @inlinable
     public static func writeForm(array: ByteBuffer, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("d=")

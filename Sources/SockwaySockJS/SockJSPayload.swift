@@ -33,7 +33,9 @@ public enum SockJSPayload {
     public static let maximumDepth = 64
 
     /// Parses a JSON array of messages.
-    /// - Parameter repair: ``Repair/refuse`` (the default) checks that `bytes` are valid UTF-8 first.
+    /// - Parameters:
+    ///   - bytes: the JSON text.
+    ///   - repair: ``Repair/refuse`` (the default) checks that `bytes` are valid UTF-8 first.
     public static func parseArray(_ bytes: UnsafeRawBufferPointer, repair: Repair = .refuse) throws(SockJSPayloadError) -> [String] {
         if repair == .refuse, !isValidUTF8(bytes) { throw .brokenJSON }
         var parser = Parser(bytes: bytes, repair: repair)

@@ -156,8 +156,10 @@ public struct SockJSServiceRules: Sendable {
         return allowedOrigins.contains(origin)
     }
 
-    /// Decides a request that has no body to read first (the send endpoints return ``SockJSDecision/send``).
+    /// Decides a request that has no body to read first (the send endpoints return
+    /// ``SockJSDecision/send(sessionID:transport:success:errorHeaders:)``).
     /// - Parameters:
+    ///   - request: the request's method, path, query and headers.
     ///   - now: seconds since 1970, for `Expires` headers.
     ///   - entropy: a fresh random number for `/info`.
     public func decide(_ request: SockJSRequest, now: Int, entropy: UInt32) -> SockJSDecision {

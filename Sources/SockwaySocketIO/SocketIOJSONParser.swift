@@ -13,8 +13,10 @@ extension SocketIOValue {
     /// string turns into once it is written out as UTF-8. Numbers beyond `Double`'s range become
     /// ±infinity, as in JavaScript.
     ///
-    /// - Parameter maxNestingDepth: how many arrays/objects may enclose one another; deeper input
-    ///   throws ``SocketIOError/jsonNestingTooDeep``.
+    /// - Parameters:
+    ///   - bytes: the JSON text.
+    ///   - maxNestingDepth: how many arrays/objects may enclose one another; deeper input
+    ///     throws ``SocketIOError/jsonNestingTooDeep``.
     /// - Throws: ``SocketIOError/invalidJSON``, ``SocketIOError/invalidUTF8`` or
     ///   ``SocketIOError/jsonNestingTooDeep``.
     public init(parsingJSON bytes: UnsafeRawBufferPointer, maxNestingDepth: Int = defaultMaxNestingDepth) throws(SocketIOError) {
