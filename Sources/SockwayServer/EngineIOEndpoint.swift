@@ -81,9 +81,11 @@ final class EngineIORuntime: Sendable {
     let store: SessionStore<EngineIOSessionCore>
     let budget: SessionBudget
     let refusals: RefusalLog
+    let meter: EndpointMeter
 
-    init(endpoint: SockwayEndpoint, engineIO: EngineIOOptions, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog) {
+    init(endpoint: SockwayEndpoint, engineIO: EngineIOOptions, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog, meter: EndpointMeter) {
         self.endpoint = endpoint
+        self.meter = meter
         self.engineIO = engineIO
         self.rules = EngineIORequestRules(transports: engineIO.transports)
         self.store = SessionStore(loops: loops)
@@ -147,7 +149,8 @@ final class EngineIORuntime: Sendable {
             machine: EngineIOSessionStateMachine(sid: sid, transport: transport, configuration: machineConfiguration),
             options: endpoint.options,
             handler: endpoint.handler,
-            queuedMeter: budget.queued
+            queuedMeter: budget.queued,
+            meter: meter.session(on: loop, transport: transport == .polling ? .engineIOPolling : .engineIOWebSocket)
         ) { reaped in
             store.remove(id: sid, core: reaped)
             budget.release(place)

@@ -304,6 +304,7 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
                 onConnection { _, connection in connection.close(code: WebSocketCloseCode.normalClosure, reason: "") }
                 return
             }
+            core.meterTransport(.engineIOWebSocket)
             stage = .attached
             ownsProbe = false
             onConnection { link, _ in

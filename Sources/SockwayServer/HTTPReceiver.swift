@@ -100,7 +100,7 @@ extension EndpointRuntime {
         }
         let store = self.store
         let budget = self.budget
-        let core = makeCore(on: loop) { reaped in
+        let core = makeCore(on: loop, transport: MeteredTransport(sessionTransport: transport.name)) { reaped in
             store.remove(id: id, core: reaped)
             budget.release(place)
         }

@@ -29,8 +29,15 @@ extension SessionReceiver {
 protocol SessionFace: AnyObject, SendableMetatype {
     func send(_ message: String)
     func send(contentsOf messages: [String])
+    /// Sends handed over from another thread, the first of them at `sentAt` (``timesSends``).
+    func send(contentsOf messages: [String], sentAt: NIODeadline?)
     func sendBinary(_ message: ByteBuffer)
     func close(_ reason: SockwayCloseReason)
+    /// Closes with 1013 "Send queue full", counted as an outbox overflow.
+    func outboxOverflowed()
+    /// Whether the time from a send to its write is measured (metrics are on): then sends from other
+    /// threads carry the time they were made.
+    var timesSends: Bool { get }
     /// The session's event-loop delegate, if it has one.
     var delegateObject: AnyObject? { get }
     /// Holds the client's messages back (WebSocket reads paused, HTTP sends held) while `true`.
@@ -86,6 +93,16 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var receivingPaused = false
     /// Waiting for the outbox alone to drain (``whenOutboxDrained(_:)``), whatever the inbound side does.
     private var outboxWaiters: [() -> Void] = []
+    /// Where the session is counted (metrics); `nil` in tests that make a core alone.
+    private var meter: SessionMeter?
+    /// The meter's row, apart so that counting a message touches no reference count.
+    private var counts: UnsafeMutablePointer<Int>?
+    /// When the oldest message not yet written was sent, if it had to wait (metrics on only).
+    private var waitingSince: NIODeadline?
+    /// When the session was made (metrics on only).
+    private let createdAt: NIODeadline?
+    /// Whether the session's close was counted (by its code, with its lifetime).
+    private var closeCounted = false
 
     private struct HeldSend {
         let id: Int
@@ -106,6 +123,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         options: SockwayEndpointOptions,
         handler: SockwayEndpoint.Handler,
         queuedMeter: QueuedBytesMeter? = nil,
+        meter: SessionMeter? = nil,
         onReap: @escaping (SessionCore) -> Void
     ) {
         self.eventLoop = eventLoop
@@ -114,6 +132,18 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         self.handler = handler
         self.queuedMeter = queuedMeter
         self.onReap = onReap
+        self.meter = meter
+        self.createdAt = meter?.tally.sendToWrite == nil ? nil : .now()
+        counts = meter?.row
+        counts?[LoopTally.Column.sessionsOpened.rawValue] += 1
+    }
+
+    var timesSends: Bool { meter?.tally.sendToWrite != nil }
+
+    /// The session moved to another transport (an Engine.IO upgrade), for its metrics.
+    func meterTransport(_ transport: MeteredTransport) {
+        meter?.move(to: transport)
+        counts = meter?.row
     }
 
     func setHandle(_ handle: SockwaySession) {
@@ -156,10 +186,12 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
 
     func deliver(_ messages: [String]) {
         guard machine.isOpen, !messages.isEmpty, let handle else { return }
+        if let counts { Self.count(messages, into: counts, .messagesIn, .bytesIn) }
         delivering {
             if let delegate {
                 delegate.session(handle, didReceive: messages)
             } else if !handle.deliverToStream(messages) {
+                countOverflow(.inbound)
                 close(.receiveQueueFull)
             }
         }
@@ -167,6 +199,10 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
 
     func deliverBinary(_ message: ByteBuffer) {
         guard machine.isOpen, let handle else { return }
+        if let counts {
+            counts[LoopTally.Column.messagesIn.rawValue] &+= 1
+            counts[LoopTally.Column.bytesIn.rawValue] &+= message.readableBytes
+        }
         delivering {
             if let delegate {
                 delegate.session(handle, didReceiveBinary: message)
@@ -208,17 +244,20 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     func sendBinary(_ message: ByteBuffer) {
         guard !refusedForServerQueues() else { return }
         switch machine.enqueueBinary(message) {
-        case .queued: scheduleFlush()
+        case .queued:
+            countSent(binary: message)
+            scheduleFlush()
         case .notOpen: break
-        case .overflow: close(.sendQueueFull)
+        case .overflow: outboxOverflowed()
         case .unsupported:
             guard let socket = receiver, socket.carriesBinary else { return }
+            countSent(binary: message)
             // Text queued before this message goes first, so the two kinds keep their order.
             if machine.queuedMessages > 0, case .write(let frame) = machine.flush(now: eventLoop.now) {
                 _ = socket.write(frame)
             }
             if !socket.writeBinary(message, limit: options.maxQueuedBytes) {
-                close(.sendQueueFull)
+                outboxOverflowed()
             }
         }
     }
@@ -226,19 +265,56 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     func send(_ message: String) {
         guard !refusedForServerQueues() else { return }
         switch machine.enqueue(message) {
-        case .queued: scheduleFlush()
+        case .queued:
+            if let counts {
+                counts[LoopTally.Column.messagesOut.rawValue] &+= 1
+                counts[LoopTally.Column.bytesOut.rawValue] &+= message.utf8.count
+            }
+            scheduleFlush()
         case .notOpen, .unsupported: break
-        case .overflow: close(.sendQueueFull)
+        case .overflow: outboxOverflowed()
         }
     }
 
+    @inline(__always)
     func send(contentsOf messages: [String]) {
+        send(contentsOf: messages, sentAt: nil)
+    }
+
+    func send(contentsOf messages: [String], sentAt: NIODeadline?) {
         guard !refusedForServerQueues() else { return }
         switch machine.enqueue(contentsOf: messages) {
-        case .queued: scheduleFlush()
+        case .queued:
+            if let counts { Self.count(messages, into: counts, .messagesOut, .bytesOut) }
+            if let sentAt, waitingSince == nil { waitingSince = sentAt }
+            scheduleFlush()
         case .notOpen, .unsupported: break
-        case .overflow: close(.sendQueueFull)
+        case .overflow: outboxOverflowed()
         }
+    }
+
+    @inline(__always)
+    private static func count(_ messages: [String], into counts: UnsafeMutablePointer<Int>, _ number: LoopTally.Column, _ bytes: LoopTally.Column) {
+        counts[number.rawValue] &+= messages.count
+        var total = 0
+        for message in messages { total &+= message.utf8.count }
+        counts[bytes.rawValue] &+= total
+    }
+
+    private func countSent(binary message: ByteBuffer) {
+        guard let counts else { return }
+        counts[LoopTally.Column.messagesOut.rawValue] &+= 1
+        counts[LoopTally.Column.bytesOut.rawValue] &+= message.readableBytes
+    }
+
+    private func countOverflow(_ queue: MeteredQueue) {
+        meter?.tally.overflows[queue.rawValue] += 1
+    }
+
+    /// The outbox (or a hop's sends on their way to it) went past its bounds: close 1013.
+    func outboxOverflowed() {
+        countOverflow(.outbox)
+        close(.sendQueueFull)
     }
 
     /// Past the server-wide outbox bound, a session that is already holding messages (its client is
@@ -247,6 +323,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private func refusedForServerQueues() -> Bool {
         // `accountedBytes` first: a session whose messages go straight out pays one comparison.
         guard accountedBytes > 0, let queuedMeter, queuedMeter.isOverLimit else { return false }
+        countOverflow(.server)
         close(.serverQueuesFull)
         return true
     }
@@ -429,14 +506,17 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         guard let current = receiver, current.isWritable else {
             // What was just queued stays: it counts towards the server-wide bound.
             accountQueuedBytes()
+            if waitingSince == nil, timesSends, inPlace({ $0.queuedMessages }) > 0 { waitingSince = .now() }
             return
         }
         switch machine.flush(now: eventLoop.now) {
         case .none:
             break
         case .write(let frame):
+            recordWait()
             if current.write(frame) { budgetSpent(current) }
         case .writeAndFinish(let frame, let deadline):
+            recordWait()
             _ = current.write(frame)
             receiver = nil
             current.finish()
@@ -445,6 +525,13 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         // A flush hands over everything queued: only a session that had bytes counted settles up.
         if accountedBytes != 0 { accountQueuedBytes() }
         releaseDrainWaiters()
+    }
+
+    /// A frame with the waiting messages is being written: how long the oldest of them waited.
+    private func recordWait() {
+        guard let since = waitingSince else { return }
+        waitingSince = nil
+        meter?.tally.sendToWrite?.recordNanoseconds((NIODeadline.now() - since).nanoseconds)
     }
 
     private func budgetSpent(_ spent: any SessionReceiver<Frame>) {
@@ -493,6 +580,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         for action in actions {
             switch action {
             case .write(let frame):
+                if target != nil { recordWait() }
                 if let target, target.write(frame) { spent = true }
             case .finishReceiver:
                 if receiver === target { receiver = nil }
@@ -538,17 +626,34 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         }
     }
 
+    private func countClose(code: Int) {
+        guard let meter, !closeCounted else { return }
+        closeCounted = true
+        meter.tally.closes[LoopTally.CloseKey(endpoint: meter.endpoint, code: code), default: 0] += 1
+        if let createdAt {
+            meter.tally.recordSessionDuration(endpoint: meter.endpoint, nanoseconds: (NIODeadline.now() - createdAt).nanoseconds)
+        }
+    }
+
     private func dispatch(_ next: Notification) {
         switch next {
         case .open:
             open()
         case .closed(let reason):
+            countClose(code: reason.code)
             if let handle {
                 delegate?.session(handle, didCloseWith: reason)
                 handle.finishStream()
             }
             runCloseWatchers()
         case .reap:
+            if let meter {
+                // A session reaped without a close (never opened) counts under code "none".
+                if !closeCounted { countClose(code: 0) }
+                meter.row[LoopTally.Column.sessionsClosed.rawValue] += 1
+                self.meter = nil
+                counts = nil
+            }
             runCloseWatchers()
             queuedMeter?.add(-accountedBytes)
             accountedBytes = 0

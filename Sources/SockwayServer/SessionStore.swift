@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import SockwayCore
 import SockwaySockJS
 
@@ -12,9 +13,11 @@ final class EndpointRuntime: Sendable {
     let store: SessionStore<SockJSSessionCore>
     let budget: SessionBudget
     let refusals: RefusalLog
+    let meter: EndpointMeter
 
-    init(endpoint: SockwayEndpoint, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog) {
+    init(endpoint: SockwayEndpoint, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog, meter: EndpointMeter) {
         self.endpoint = endpoint
+        self.meter = meter
         self.rules = endpoint.options.rules
         self.store = SessionStore(loops: loops)
         self.budget = budget
@@ -32,7 +35,7 @@ final class EndpointRuntime: Sendable {
 
     /// A new session core on `loop`. `heartbeats`: `false` for a raw WebSocket session, which has no
     /// heartbeat frame.
-    func makeCore(on loop: any EventLoop, heartbeats: Bool = true, onReap: @escaping (SockJSSessionCore) -> Void) -> SockJSSessionCore {
+    func makeCore(on loop: any EventLoop, transport: MeteredTransport, heartbeats: Bool = true, onReap: @escaping (SockJSSessionCore) -> Void) -> SockJSSessionCore {
         var configuration = endpoint.options.sessionConfiguration
         if !heartbeats { configuration.heartbeatInterval = nil }
         return SessionCore(
@@ -41,8 +44,43 @@ final class EndpointRuntime: Sendable {
             options: endpoint.options,
             handler: endpoint.handler,
             queuedMeter: budget.queued,
+            meter: meter.session(on: loop, transport: transport),
             onReap: onReap
         )
+    }
+}
+
+extension EndpointRuntime {
+    /// A new WebSocket session on `loop` (its connection's), admitted under the server's bounds and
+    /// tracked for shutdown; `nil` when the bounds refuse it (the caller closes with 1013). Call on `loop`.
+    func openWebSocketSession(
+        framing: SockJSWebSocketLink.Framing,
+        id: String,
+        headers: HTTPHeaders,
+        remoteAddress: SocketAddress?,
+        on loop: any EventLoop
+    ) -> SockJSSessionCore? {
+        guard case .success(let place) = budget.admit(remoteAddress, logging: refusals) else { return nil }
+        let store = self.store
+        let budget = self.budget
+        let core = makeCore(on: loop, transport: framing == .sockJS ? .webSocket : .rawWebSocket, heartbeats: framing == .sockJS) { reaped in
+            store.removeAnonymous(reaped, on: loop)
+            budget.release(place)
+        }
+        core.setHandle(
+            SockwaySession(
+                id: id,
+                transport: framing == .sockJS ? "websocket" : "raw-websocket",
+                remoteAddress: remoteAddress,
+                headers: endpoint.options.keptHeaders(headers),
+                eventLoop: loop,
+                core: core,
+                inboundLimit: endpoint.inboundLimit,
+                outboxLimit: endpoint.options.outboxLimit
+            )
+        )
+        store.insertAnonymous(core, on: loop)
+        return core
     }
 }
 

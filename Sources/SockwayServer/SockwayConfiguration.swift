@@ -71,6 +71,9 @@ public struct SockwayConfiguration: Sendable {
     /// Serve `https://` and `wss://` with this certificate and key instead of plain HTTP. `nil` (the
     /// default): plain HTTP.
     public var tls: SockwayTLSConfiguration?
+    /// Publish what the server counts (sessions, messages, bytes, refusals, HTTP statuses, compression,
+    /// event-loop lag, waits) through swift-metrics. `nil` (the default): counted, not published.
+    public var metrics: SockwayMetricsOptions?
 
     public init(
         host: String = "127.0.0.1",
@@ -94,7 +97,8 @@ public struct SockwayConfiguration: Sendable {
         healthCheckPath: String? = "/healthz",
         localClientScriptFile: String? = nil,
         localClientScriptPath: String = "/sockjs.min.js",
-        tls: SockwayTLSConfiguration? = nil
+        tls: SockwayTLSConfiguration? = nil,
+        metrics: SockwayMetricsOptions? = nil
     ) {
         self.host = host
         self.port = port
@@ -118,6 +122,7 @@ public struct SockwayConfiguration: Sendable {
         self.localClientScriptFile = localClientScriptFile
         self.localClientScriptPath = localClientScriptPath
         self.tls = tls
+        self.metrics = metrics
     }
 
     var requestLimits: HTTPRequestParser.Limits {

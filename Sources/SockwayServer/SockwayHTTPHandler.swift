@@ -7,6 +7,7 @@ import Darwin
 #endif
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
@@ -28,7 +29,24 @@ final class ServerRuntime: Sendable {
     let budget: SessionBudget
     /// The local sockjs-client script (``SockwayConfiguration/localClientScriptFile``), if any.
     let localClientScript: String?
+    /// What every loop counts, for metrics.
+    let tallies: ServerTallies
     private let loopResources: [LoopResources]
+    /// The server's event loops.
+    var loops: [any EventLoop] { loopResources.map(\.eventLoop) }
+    private let publisher = NIOLockedValueBox<MetricsPublisher?>(nil)
+
+    /// What publishes the loops' counts; made on first use, because swift-metrics is read then (after
+    /// the application has bootstrapped it). `nil` when metrics are off.
+    var metricsPublisher: MetricsPublisher? {
+        guard let factory = tallies.factory else { return nil }
+        return publisher.withLockedValue { current in
+            if let current { return current }
+            let made = MetricsPublisher(tallies: tallies, refusals: refusals, factory: factory)
+            current = made
+            return made
+        }
+    }
 
     /// State shared by the connections of one event loop; touched only on that loop.
     final class LoopResources: @unchecked Sendable {
@@ -51,12 +69,22 @@ final class ServerRuntime: Sendable {
             FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
         }
         self.loopResources = loops.map { LoopResources(eventLoop: $0) }
-        self.endpoints = endpoints
-            .filter { $0.engineIO == nil }
-            .sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
-            .map { EndpointRuntime(endpoint: $0, loops: loops, budget: budget, refusals: refusals) }
-        self.engineIOEndpoints = endpoints.compactMap { endpoint in
-            endpoint.engineIO.map { EngineIORuntime(endpoint: endpoint, engineIO: $0, loops: loops, budget: budget, refusals: refusals) }
+        let sockJS = endpoints.filter { $0.engineIO == nil }.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
+        let engineIO = endpoints.filter { $0.engineIO != nil }
+        let tallies = ServerTallies(endpointNames: (sockJS + engineIO).map(\.prefix), metrics: configuration.metrics)
+        self.tallies = tallies
+        self.endpoints = sockJS.enumerated().map { index, endpoint in
+            EndpointRuntime(endpoint: endpoint, loops: loops, budget: budget, refusals: refusals, meter: EndpointMeter(tallies: tallies, index: index))
+        }
+        self.engineIOEndpoints = engineIO.enumerated().map { index, endpoint in
+            EngineIORuntime(
+                endpoint: endpoint,
+                engineIO: endpoint.engineIO!,
+                loops: loops,
+                budget: budget,
+                refusals: refusals,
+                meter: EndpointMeter(tallies: tallies, index: sockJS.count + index)
+            )
         }
         self.maxMessageBytes = endpoints.map(\.options.maxMessageBytes).max() ?? (1 << 20)
     }
@@ -141,6 +169,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let server: ServerRuntime
     private var context: ChannelHandlerContext?
+    /// This loop's counts (responses by status).
+    private var tally: LoopTally?
     private var mode = Mode.idle
     private var body = ByteBuffer()
     /// What `body` adds to the server-wide meter of queued bytes (request bodies being read count
@@ -183,8 +213,15 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        tally = server.tallies.tally(for: context.eventLoop)
         idleSince = context.eventLoop.now
         if context.channel.isActive { updateTimer(context: context) }
+    }
+
+    /// Writes a response head, counted by status.
+    private func writeHead(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+        tally?.countResponse(status: Int(head.status.code))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -409,7 +446,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
         headers.add(name: "Content-Length", value: String(reason.utf8.count + 1))
         headers.add(name: "Connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        writeHead(HTTPResponseHead(version: .http1_1, status: status, headers: headers), context: context)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: reason + "\n")))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
@@ -579,17 +616,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
-        let headers = head.headers
-        let request = SockJSRequest(
-            method: head.method.rawValue,
-            path: String(relativePath),
-            query: String(query),
-            origin: headers.first(name: "origin"),
-            accessControlRequestHeaders: headers.first(name: "access-control-request-headers"),
-            cookie: headers.first(name: "cookie"),
-            ifNoneMatch: headers.first(name: "if-none-match"),
-            contentType: headers.first(name: "content-type")
-        )
+        let request = SockJSRequest(head, relativePath: relativePath, query: query)
         let now = Int(Self.epochSeconds())
         switch runtime.rules.decide(request, now: now, entropy: UInt32.random(in: .min ... .max)) {
         case .respond(let response):
@@ -664,7 +691,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func beginReceiving(_ receiver: HTTPReceiver, head: HTTPResponseHead, prelude: String?) {
         guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        writeHead(head, context: context)
         if let prelude {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: prelude)))), promise: nil)
         }
@@ -777,6 +804,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         let response = HTTPResponseHead(version: head.version, status: .switchingProtocols, headers: headers)
+        tally?.countResponse(status: 101)
         context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { [self] result in
             guard case .success = result, let context = self.context else {
                 context.close(promise: nil)
@@ -955,7 +983,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else if request.version.major == 1 && request.version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        writeHead(HTTPResponseHead(version: request.version, status: status, headers: headers), context: context)
         if let body, body.readableBytes > 0, request.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
@@ -996,7 +1024,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if mayHaveBody {
             head.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count))
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        writeHead(head, context: context)
         if mayHaveBody && !isHead && !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
         }
@@ -1078,5 +1106,23 @@ extension HTTPRequestHead {
         let uri = self.uri[...]
         guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, uri[uri.endIndex...]) }
         return (uri[..<mark], uri[uri.utf8.index(after: mark)...])
+    }
+}
+
+extension SockJSRequest {
+    /// The SockJS rules' view of an HTTP request under an endpoint: `relativePath` is the path after
+    /// the endpoint's prefix.
+    init(_ head: HTTPRequestHead, relativePath: Substring, query: Substring) {
+        let headers = head.headers
+        self.init(
+            method: head.method.rawValue,
+            path: String(relativePath),
+            query: String(query),
+            origin: headers.first(name: "origin"),
+            accessControlRequestHeaders: headers.first(name: "access-control-request-headers"),
+            cookie: headers.first(name: "cookie"),
+            ifNoneMatch: headers.first(name: "if-none-match"),
+            contentType: headers.first(name: "content-type")
+        )
     }
 }

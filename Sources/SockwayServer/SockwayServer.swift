@@ -71,6 +71,16 @@ public final class SockwayServer: Service, Sendable {
     /// Sessions alive now, over every endpoint.
     public var sessionCount: Int { runtime.budget.sessions }
 
+    /// Hands what the event loops have counted since the last time to swift-metrics now, rather than
+    /// at the next ``SockwayMetricsOptions/publishInterval`` (a Prometheus scrape calls it first, so
+    /// that it reads current values). Does nothing when ``SockwayConfiguration/metrics`` is `nil`.
+    public func publishMetrics() async {
+        guard let publisher = metricsPublisher else { return }
+        try? await publisher.publish(on: group.next()).get()
+    }
+
+    private var metricsPublisher: MetricsPublisher? { runtime.metricsPublisher }
+
     /// Closes every open session of every endpoint with `code` and `reason`.
     public func closeAllSessions(code: Int = 1001, reason: String = "Server shutting down") async {
         let close = SockJSCloseReason(code: code, reason: reason)
@@ -97,14 +107,25 @@ public final class SockwayServer: Service, Sendable {
         if let address = channel.localAddress {
             logger.info("Sockway listening on \(tlsContext == nil ? "http" : "https")://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
         }
-        let trimming = configuration.memoryTrimInterval.map { interval in
-            group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in ReleaseFreedMemory.now() }
+        var repeated = configuration.memoryTrimInterval.map { interval in
+            [group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in ReleaseFreedMemory.now() }]
+        } ?? []
+        if let options = configuration.metrics, let publisher = metricsPublisher, let factory = runtime.tallies.factory {
+            let loop = group.next()
+            repeated.append(
+                loop.scheduleRepeatedAsyncTask(initialDelay: options.publishInterval, delay: options.publishInterval) { _ in
+                    publisher.publish(on: loop)
+                }
+            )
+            repeated += MetricsPublisher.probeLag(of: runtime.loops, every: options.eventLoopLagProbeInterval, factory: factory)
         }
         let sighup = configuration.tls?.reloadOnSIGHUP == true ? SIGHUPReloader { try? self.reloadTLS() } : nil
         defer { sighup?.cancel() }
-        try await withGracefulShutdownHandler {
+        // Cancelled too (another service of the group failed, say): the listener must close, or
+        // waiting for it would never end.
+        try await withTaskCancellationOrGracefulShutdownHandler {
             try await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             Task {
                 await self.closeAllSessions()
                 try? await Task.sleep(for: .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds))
@@ -112,7 +133,7 @@ public final class SockwayServer: Service, Sendable {
             }
         }
         // Before the loops stop: cancelling a repeated task schedules on its loop.
-        trimming?.cancel()
+        for task in repeated { task.cancel() }
         try await group.shutdownGracefully()
     }
 
@@ -187,7 +208,13 @@ public final class SockwayServer: Service, Sendable {
                     )
                 }
                 try channel.pipeline.syncOperations.addHandler(
-                    SockwayWebSocketHandler(options: target.options, link: target.link, compression: codec, refusals: runtime.refusals)
+                    SockwayWebSocketHandler(
+                        options: target.options,
+                        link: target.link,
+                        compression: codec,
+                        refusals: runtime.refusals,
+                        deflateTally: codec == nil ? nil : runtime.tallies.tally(for: channel.eventLoop)
+                    )
                 )
             }
         )

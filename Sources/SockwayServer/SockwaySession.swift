@@ -27,12 +27,16 @@ public final class SockwaySession: Sendable {
     private let inbound: InboundQueue?
     /// Bound of sends waiting for their hop to the loop (the outbox's bounds).
     private let offLoopLimit: (messages: Int, bytes: Int)
+    /// Whether a hop's first send is timed (metrics on: the wait from send to write is measured).
+    private let stampsSends: Bool
 
     struct OffLoopSends {
         var pending: [String] = []
         var pendingBytes = 0
         var scheduled = false
         var overflowed = false
+        /// When the first of `pending` was sent, if ``stampsSends``.
+        var firstSentAt: NIODeadline?
     }
 
     init(
@@ -53,6 +57,7 @@ public final class SockwaySession: Sendable {
         self.core = NIOLoopBound(core, eventLoop: eventLoop)
         self.inbound = inboundLimit.map { InboundQueue(maxMessages: $0.messages, maxBytes: $0.bytes) }
         self.offLoopLimit = outboxLimit
+        self.stampsSends = core.timesSends
     }
 
     /// Sends a message to the client. Messages are delivered in order; while no receiver is attached
@@ -74,8 +79,8 @@ public final class SockwaySession: Sendable {
         }
     }
 
-    /// Sends a binary message. Only the raw WebSocket URL carries binary messages; on every other
-    /// transport (SockJS frames are text) the message is dropped.
+    /// Sends a binary message. Only the raw WebSocket URL and Engine.IO carry binary messages; on every
+    /// other transport (SockJS frames are text) the message is dropped (see ``carriesBinary``).
     public func sendBinary(_ message: ByteBuffer) {
         if eventLoop.inEventLoop {
             core.value.sendBinary(message)
@@ -143,6 +148,7 @@ public final class SockwaySession: Sendable {
 
     private func sendOffLoop<Messages: Sequence<String>>(_ messages: Messages) {
         let limit = offLoopLimit
+        let stamp = stampsSends
         let schedule = offLoop.withLockedValue { state -> Bool in
             if state.overflowed { return false }
             for message in messages {
@@ -156,19 +162,20 @@ public final class SockwaySession: Sendable {
             }
             if state.scheduled { return false }
             state.scheduled = true
+            if stamp { state.firstSentAt = .now() }
             return true
         }
         guard schedule else { return }
         let core = self.core
         eventLoop.execute { [offLoop] in
-            let (batch, overflowed) = offLoop.withLockedValue { state in
+            let (batch, overflowed, sentAt) = offLoop.withLockedValue { state in
                 defer { state = OffLoopSends() }
-                return (state.pending, state.overflowed)
+                return (state.pending, state.overflowed, state.firstSentAt)
             }
             if overflowed {
-                core.value.close(.sendQueueFull)
+                core.value.outboxOverflowed()
             } else {
-                core.value.send(contentsOf: batch)
+                core.value.send(contentsOf: batch, sentAt: sentAt)
             }
         }
     }

@@ -60,10 +60,17 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
     private var readsPaused = false
     private var readPending = false
 
-    init(options: SockwayEndpointOptions, link: any WebSocketSessionLink, compression: PerMessageDeflateCodec? = nil, refusals: RefusalLog? = nil) {
+    init(
+        options: SockwayEndpointOptions,
+        link: any WebSocketSessionLink,
+        compression: PerMessageDeflateCodec? = nil,
+        refusals: RefusalLog? = nil,
+        deflateTally: LoopTally? = nil
+    ) {
         self.options = options
         self.link = link
         self.refusals = refusals
+        self.deflateTally = compression == nil ? nil : deflateTally
         self.protocolState = WebSocketConnectionStateMachine(
             configuration: .init(maxMessageSize: options.maxMessageBytes),
             compression: compression
@@ -73,6 +80,18 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
 
     /// Where frames that break the protocol are logged (rate-limited); `nil` in tests.
     private let refusals: RefusalLog?
+    /// Where permessage-deflate's byte counts go (compression on only).
+    private let deflateTally: LoopTally?
+
+    /// Adds what permessage-deflate did since the last time to the loop's counts.
+    private func settleDeflateCounts() {
+        guard let deflateTally else { return }
+        let counts = protocolState.takeDeflateCounts()
+        deflateTally.deflate.sentPlain += counts.sentPlain
+        deflateTally.deflate.sentCompressed += counts.sentCompressed
+        deflateTally.deflate.receivedPlain += counts.receivedPlain
+        deflateTally.deflate.receivedCompressed += counts.receivedCompressed
+    }
 
     var eventLoop: (any EventLoop)? { context?.eventLoop }
     var channel: (any Channel)? { context?.channel }
@@ -232,6 +251,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadCycle = false
+        settleDeflateCounts()
         if needsFlush {
             needsFlush = false
             context.flush()
@@ -253,6 +273,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
         keepaliveTimer?.cancel()
         finished = true
         end(aborted: true, reason: nil)
+        settleDeflateCounts()
         context.fireChannelInactive()
     }
 
@@ -361,6 +382,7 @@ final class SockwayWebSocketHandler: ChannelDuplexHandler {
         if inReadCycle {
             needsFlush = true
         } else {
+            settleDeflateCounts()
             context.flush()
         }
     }
@@ -424,34 +446,10 @@ final class SockJSWebSocketLink: WebSocketSessionLink, SessionReceiver {
     func connectionReady(_ connection: SockwayWebSocketHandler) {
         guard let loop = connection.eventLoop else { return }
         self.connection = connection
-        let remoteAddress = connection.channel?.remoteAddress
-        let place: SessionBudget.Place
-        switch runtime.budget.admit(remoteAddress, logging: runtime.refusals) {
-        case .success(let granted):
-            place = granted
-        case .failure:
+        guard let core = runtime.openWebSocketSession(framing: framing, id: sessionID, headers: requestHeaders, remoteAddress: connection.channel?.remoteAddress, on: loop) else {
             connection.close(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
             return
         }
-        let store = runtime.store
-        let budget = runtime.budget
-        let core = runtime.makeCore(on: loop, heartbeats: framing == .sockJS) { reaped in
-            store.removeAnonymous(reaped, on: loop)
-            budget.release(place)
-        }
-        core.setHandle(
-            SockwaySession(
-                id: sessionID,
-                transport: framing == .sockJS ? "websocket" : "raw-websocket",
-                remoteAddress: connection.channel?.remoteAddress,
-                headers: requestHeaders,
-                eventLoop: loop,
-                core: core,
-                inboundLimit: runtime.endpoint.inboundLimit,
-                outboxLimit: runtime.endpoint.options.outboxLimit
-            )
-        )
-        store.insertAnonymous(core, on: loop)
         self.core = core
         core.attach(self)
     }

@@ -51,6 +51,23 @@ public struct WebSocketConnectionStateMachine {
     private var messageCompressed = false
     /// permessage-deflate, when negotiated: RSV1 marks a compressed message.
     public private(set) var compression: PerMessageDeflateCodec?
+    /// Bytes through permessage-deflate since ``takeDeflateCounts()`` last took them.
+    private var deflateCounts = DeflateCounts()
+
+    /// Message bytes before and after permessage-deflate, both ways (for a compression ratio).
+    public struct DeflateCounts: Sendable, Equatable {
+        public var sentPlain = 0
+        public var sentCompressed = 0
+        public var receivedPlain = 0
+        public var receivedCompressed = 0
+        public init() {}
+    }
+
+    /// What went through permessage-deflate since the last call; the counts start again from zero.
+    public mutating func takeDeflateCounts() -> DeflateCounts {
+        defer { deflateCounts = DeflateCounts() }
+        return deflateCounts
+    }
 
     public init(configuration: Configuration = .init(), compression: PerMessageDeflateCodec? = nil) {
         self.configuration = configuration
@@ -166,6 +183,8 @@ public struct WebSocketConnectionStateMachine {
         } catch {
             return fail(WebSocketCloseCode.invalidPayload, "Invalid compressed data")
         }
+        deflateCounts.receivedCompressed += frame.length
+        deflateCounts.receivedPlain += message.writerIndex - before
         if messageOpcode == .text {
             // Validate what this fragment inflated to, so invalid text fails before the message ends.
             let valid = message.withUnsafeReadableBytes { bytes in
@@ -198,6 +217,8 @@ public struct WebSocketConnectionStateMachine {
         output.moveWriterIndex(forwardBy: headroom)
         output.moveReaderIndex(forwardBy: headroom)
         guard let compressed = try? compression!.compress(message, into: &output), compressed else { return (message, false) }
+        deflateCounts.sentPlain += message.readableBytes
+        deflateCounts.sentCompressed += output.readableBytes
         return (output, true)
     }
 

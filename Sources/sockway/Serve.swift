@@ -2,8 +2,10 @@ import Foundation
 import ArgumentParser
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 import SockwayBridge
+import SockwayPrometheus
 import SockwayServer
 import SockwayWebSocket
 
@@ -144,6 +146,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "Log lines as text, or json (one object per line: time, level, label, message, metadata).")
     var logFormat: LogFormat = .text
 
+    @Option(name: .customLong("metrics-port"), help: "Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (default: off).")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-host"), help: "Address the metrics listener binds (keep it private: the metrics name endpoints and counts).")
+    var metricsHost = "127.0.0.1"
+
     enum BinaryMode: String, ExpressibleByArgument, CaseIterable {
         case refuse, base64
     }
@@ -274,6 +282,10 @@ struct Serve: AsyncParsableCommand {
             localClientScriptFile: localScript
         )
         if let threads { configuration.eventLoopThreads = threads }
+        let registry = metricsPort.map { _ in PrometheusCollectorRegistry() }
+        if let registry {
+            configuration.metrics = SockwayMetricsOptions(factory: SockwayPrometheusExporter.makeFactory(registry: registry))
+        }
         if let tlsCert, let tlsKey {
             configuration.tls = SockwayTLSConfiguration(certificateChainFile: tlsCert, privateKeyFile: tlsKey, reloadOnSIGHUP: true)
         }
@@ -316,8 +328,16 @@ struct Serve: AsyncParsableCommand {
             logger.info("bridge", metadata: ["endpoints": "\(bridged.map(\.prefix).joined(separator: " "))", "upstream": "\(upstream)"])
         }
         let server = SockwayServer(configuration: configuration, logger: logger, endpoints: endpoints)
+        var services: [any Service] = [server]
+        if let metricsPort, let registry {
+            services.append(
+                SockwayPrometheusExporter(host: metricsHost, port: metricsPort, registry: registry, logger: logger) {
+                    await server.publishMetrics()
+                }
+            )
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

@@ -1,0 +1,205 @@
+import NIOCore
+import NIOHTTP1
+import SockwayCore
+import SockwaySockJS
+import SockwayWebSocket
+
+/// A message for a foreign front to write on a WebSocket; ``close(code:reason:)`` comes last.
+package enum ForeignWebSocketFrame: Sendable {
+    case text(String)
+    case binary(ByteBuffer)
+    case close(code: UInt16, reason: String)
+}
+
+/// The session side of one WebSocket connection over a foreign front.
+package final class ForeignWebSocket: Sendable {
+    private let link: NIOLoopBound<ForeignWebSocketLink>
+    private let outbound: ForeignOutbound<ForeignWebSocketFrame>
+    /// The largest message the endpoint takes from the client.
+    package let maxMessageBytes: Int
+
+    init(link: NIOLoopBound<ForeignWebSocketLink>, outbound: ForeignOutbound<ForeignWebSocketFrame>, maxMessageBytes: Int) {
+        self.link = link
+        self.outbound = outbound
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// What to write next, in order; `nil` once the session has closed the connection (after its
+    /// ``ForeignWebSocketFrame/close(code:reason:)``) or the client is gone.
+    package func next() async -> [ForeignWebSocketFrame]? {
+        await outbound.next()
+    }
+
+    /// A text message from the client. Returns once the session takes more: while what the client's
+    /// messages caused is backed up (the outbox, the application's inbound queue), this waits, and a
+    /// caller that reads the next message only then stops reading from the connection.
+    package func received(text: String) async {
+        let link = self.link
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            link.eventLoop.execute {
+                link.value.receivedText(text)
+                link.value.whenReady { continuation.resume() }
+            }
+        }
+    }
+
+    /// A binary message from the client (raw WebSocket only; SockJS framing fails the connection).
+    package func received(binary: ByteBuffer) async {
+        let link = self.link
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            link.eventLoop.execute {
+                link.value.receivedBinary(binary)
+                link.value.whenReady { continuation.resume() }
+            }
+        }
+    }
+
+    /// The connection is over: the client closed it, or it was cut (`aborted`).
+    package func connectionEnded(aborted: Bool) {
+        let link = self.link
+        link.eventLoop.execute { link.value.connectionEnded(aborted: aborted) }
+    }
+}
+
+/// A SockJS (or raw) WebSocket session over a foreign front; the foreign counterpart of
+/// ``SockJSWebSocketLink``. Used on the session's loop.
+final class ForeignWebSocketLink: SessionReceiver {
+    let kind = SessionReceiverKind.webSocket
+    private let framing: SockJSWebSocketLink.Framing
+    private let outbound: ForeignOutbound<ForeignWebSocketFrame>
+    private var core: SockJSSessionCore?
+    private var closeReason: SockJSCloseReason?
+    private var ended = false
+
+    init(framing: SockJSWebSocketLink.Framing, outbound: ForeignOutbound<ForeignWebSocketFrame>) {
+        self.framing = framing
+        self.outbound = outbound
+    }
+
+    /// Opens the session, as ``SockJSWebSocketLink/connectionReady(_:)`` does for Sockway's own
+    /// connections: admitted under the server's bounds (else closed with 1013), living on `loop`.
+    func open(runtime: EndpointRuntime, sessionID: String, headers: HTTPHeaders, remoteAddress: SocketAddress?, on loop: any EventLoop) {
+        guard let core = runtime.openWebSocketSession(framing: framing, id: sessionID, headers: headers, remoteAddress: remoteAddress, on: loop) else {
+            end(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
+            return
+        }
+        self.core = core
+        let this = NIOLoopBound(self, eventLoop: loop)
+        outbound.setHandlers(
+            onWritable: { loop.execute { this.value.core?.receiverBecameWritable(this.value) } },
+            onGone: { loop.execute { this.value.connectionEnded(aborted: true) } }
+        )
+        core.attach(self)
+    }
+
+    func receivedText(_ text: String) {
+        guard let core else { return }
+        switch framing {
+        case .raw:
+            core.coalescingSends { core.deliver([text]) }
+        case .sockJS:
+            var text = text
+            let parsed: Result<[String], SockJSPayloadError> = text.withUTF8 { bytes in
+                do throws(SockJSPayloadError) {
+                    return .success(try SockJSPayload.parseWebSocketMessage(UnsafeRawBufferPointer(bytes)))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            switch parsed {
+            case .success(let messages):
+                core.coalescingSends { core.deliver(messages) }
+            case .failure:
+                // As on Sockway's own connections: dropped without a SockJS close frame.
+                fail(code: WebSocketCloseCode.invalidPayload, reason: "Broken framing")
+            }
+        }
+    }
+
+    func receivedBinary(_ data: ByteBuffer) {
+        guard let core else { return }
+        if framing == .raw {
+            core.coalescingSends { core.deliverBinary(data) }
+        } else {
+            fail(code: WebSocketCloseCode.unacceptableData, reason: "Binary messages are not supported")
+        }
+    }
+
+    /// Calls `body` once the session takes more from this client (at once if it does now).
+    func whenReady(_ body: @escaping () -> Void) {
+        guard let core else { return body() }
+        core.whenDrained(body)
+    }
+
+    func connectionEnded(aborted: Bool) {
+        ended = true
+        outbound.finish()
+        let core = self.core
+        self.core = nil
+        core?.detach(self, aborted: aborted)
+    }
+
+    private func fail(code: UInt16, reason: String) {
+        guard !ended else { return }
+        end(code: code, reason: reason)
+        let core = self.core
+        self.core = nil
+        core?.detach(self, aborted: false, reason: SockwayCloseReason(code: Int(code), reason: reason))
+    }
+
+    private func end(code: UInt16, reason: String) {
+        ended = true
+        outbound.push(.close(code: code, reason: reason), bytes: 0)
+        outbound.finish()
+    }
+
+    // MARK: SessionReceiver
+
+    var isWritable: Bool { !ended && outbound.isWritable }
+
+    func write(_ frame: SockJSFrame) -> Bool {
+        guard !ended else { return false }
+        switch framing {
+        case .sockJS:
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(frame.estimatedByteCount)
+            frame.write(into: &buffer)
+            if case .close(let reason) = frame { closeReason = reason }
+            outbound.push(.text(String(buffer: buffer)), bytes: buffer.readableBytes)
+        case .raw:
+            switch frame {
+            case .open, .heartbeat:
+                // Raw sessions have no open frame and no heartbeat.
+                return false
+            case .messages(let messages):
+                for message in messages { outbound.push(.text(message), bytes: message.utf8.count) }
+            case .close(let reason):
+                closeReason = reason
+            }
+        }
+        return false
+    }
+
+    var carriesBinary: Bool { framing == .raw && !ended }
+
+    func writeBinary(_ message: ByteBuffer, limit: Int) -> Bool {
+        guard !ended else { return true }
+        let waiting = outbound.bufferedBytes
+        guard waiting + message.readableBytes <= limit || waiting == 0 else { return false }
+        outbound.push(.binary(message), bytes: message.readableBytes)
+        return true
+    }
+
+    func finish() {
+        guard !ended else { return }
+        switch framing {
+        case .sockJS:
+            // The SockJS close frame already told the client why; the WebSocket closes normally.
+            end(code: WebSocketCloseCode.normalClosure, reason: "Normal closure")
+        case .raw:
+            let requested = closeReason ?? .normalClosure
+            let wire = UInt16(clamping: requested.code)
+            end(code: WebSocketCloseCode.isSendable(wire) ? wire : WebSocketCloseCode.normalClosure, reason: requested.reason)
+        }
+    }
+}
