@@ -22,7 +22,7 @@ public protocol SockwayConnectionContext: RequestContext {
 /// Sockway's endpoints mounted in a Hummingbird 2 application, served by its own server and port:
 /// every SockJS HTTP transport as routes of its router, SockJS WebSocket (SockJS framing and raw) as
 /// routes of the WebSocket router that its `.http1WebSocketUpgrade` server takes, and Engine.IO
-/// (Socket.IO) endpoints over HTTP long-polling (their handshake offers no WebSocket upgrade here).
+/// (Socket.IO) endpoints over HTTP long-polling and WebSocket (with the upgrade from polling).
 ///
 /// ```swift
 /// let sockway = SockwayRoutes(endpoints: [
@@ -110,29 +110,28 @@ public final class SockwayRoutes: Sendable {
     }
 
     /// Adds the WebSocket routes of every endpoint (`/<server>/<session>/websocket` with SockJS framing,
-    /// `/websocket` raw) to `router`, the WebSocket router of the application's
+    /// `/websocket` raw, and Engine.IO's `transport=websocket`) to `router`, the WebSocket router of the application's
     /// `.http1WebSocketUpgrade(webSocketRouter:configuration:)` server. Set that configuration's
     /// `maxFrameSize` to at least the endpoints' `maxMessageBytes` (Hummingbird's default is 16 KiB).
     public func addWebSocketRoutes<Context: WebSocketRequestContext>(to router: some RouterMethods<Context>) {
         let front = self.front
-        for prefix in front.sockJSPrefixes {
-            for path in [prefix, prefix + "/**"] {
-                router.ws(
-                    RouterPath(path),
-                    shouldUpgrade: { request, context in
-                        await front.acceptsWebSocket(Self.foreignRequest(request, context: context)) ? .upgrade([:]) : .dontUpgrade
-                    },
-                    onUpgrade: { inbound, outbound, context in
-                        let request = Self.foreignRequest(context.request, context: context.requestContext)
-                        guard let socket = await front.openWebSocket(request) else {
-                            try await outbound.close(.policyViolation, reason: nil)
-                            return
-                        }
-                        let channel = (context.requestContext as? any SockwayConnectionContext)?.channel
-                        await Self.serve(socket, inbound: inbound, outbound: outbound, pacedBy: channel)
+        let paths = front.sockJSPrefixes.flatMap { [$0, $0 + "/**"] } + front.engineIOPrefixes
+        for path in paths {
+            router.ws(
+                RouterPath(path),
+                shouldUpgrade: { request, context in
+                    await front.acceptsWebSocket(Self.foreignRequest(request, context: context)) ? .upgrade([:]) : .dontUpgrade
+                },
+                onUpgrade: { inbound, outbound, context in
+                    let request = Self.foreignRequest(context.request, context: context.requestContext)
+                    guard let socket = await front.openWebSocket(request) else {
+                        try await outbound.close(.policyViolation, reason: nil)
+                        return
                     }
-                )
-            }
+                    let channel = (context.requestContext as? any SockwayConnectionContext)?.channel
+                    await Self.serve(socket, inbound: inbound, outbound: outbound, pacedBy: channel)
+                }
+            )
         }
     }
 

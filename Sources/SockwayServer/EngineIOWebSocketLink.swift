@@ -5,6 +5,27 @@ import SockwayCore
 import SockwayEngineIO
 import SockwayWebSocket
 
+/// What an Engine.IO WebSocket link needs of its connection: Sockway's own (``SockwayWebSocketHandler``)
+/// or a foreign front's. Used on the connection's loop.
+protocol EngineIOConnection: AnyObject {
+    var eventLoop: (any EventLoop)? { get }
+    var remoteAddress: SocketAddress? { get }
+    /// Whether the connection takes more now, as a function that may be called from any thread (the
+    /// session's loop asks it).
+    var writability: @Sendable () -> Bool { get }
+    func writeMessages(_ messages: [SockwayWebSocketHandler.OutboundMessage], flushNow: Bool)
+    func close(code: UInt16, reason: String)
+}
+
+extension SockwayWebSocketHandler: EngineIOConnection {
+    var remoteAddress: SocketAddress? { channel?.remoteAddress }
+
+    var writability: @Sendable () -> Bool {
+        let channel = self.channel
+        return { channel?.isWritable ?? false }
+    }
+}
+
 /// An Engine.IO WebSocket: a WebSocket-only session (no `sid`), created on this connection's loop,
 /// or the upgrade of a polling session (`sid`), which lives on the loop that owns its id.
 ///
@@ -29,7 +50,7 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
     private let requestHeaders: HTTPHeaders
 
     // Connection side.
-    private var connection: SockwayWebSocketHandler?
+    private var connection: (any EngineIOConnection)?
     private var connectionLoop: (any EventLoop)?
     private var inbound: [EngineIOPacket] = []
     private var malformed = false
@@ -37,7 +58,7 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
     private var upgradeTimer: Scheduled<Void>?
 
     // Set once on the connection side before the session side runs.
-    private var channel: (any Channel)?
+    private var writable: (@Sendable () -> Bool)?
     private var sessionLoop: (any EventLoop)?
 
     // Session side.
@@ -79,7 +100,7 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
         }
     }
 
-    private func onConnection(_ body: @escaping @Sendable (EngineIOWebSocketLink, SockwayWebSocketHandler) -> Void) {
+    private func onConnection(_ body: @escaping @Sendable (EngineIOWebSocketLink, any EngineIOConnection) -> Void) {
         guard let connectionLoop else { return }
         if connectionLoop.inEventLoop {
             if let connection { body(self, connection) }
@@ -91,14 +112,18 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
     // MARK: Connection side
 
     func connectionReady(_ connection: SockwayWebSocketHandler) {
+        connectionReady(connection as any EngineIOConnection)
+    }
+
+    func connectionReady(_ connection: any EngineIOConnection) {
         guard let loop = connection.eventLoop else { return }
         self.connection = connection
         self.connectionLoop = loop
-        self.channel = connection.channel
+        self.writable = connection.writability
         guard let sid = upgradeSID else {
             let sid = runtime.newSessionID(ownedBy: loop)
             sessionLoop = loop
-            guard case .success(let core) = runtime.makeSession(sid: sid, transport: .websocket, remoteAddress: channel?.remoteAddress, headers: requestHeaders) else {
+            guard case .success(let core) = runtime.makeSession(sid: sid, transport: .websocket, remoteAddress: connection.remoteAddress, headers: requestHeaders) else {
                 stage = .ended
                 connection.close(code: WebSocketCloseCode.tryAgainLater, reason: "Try again later")
                 return
@@ -355,13 +380,13 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
 
     // MARK: SessionReceiver (session side)
 
-    var isWritable: Bool { channel?.isWritable ?? false }
+    var isWritable: Bool { writable?() ?? false }
 
     func write(_ frame: EngineIOFrame) -> Bool {
         switch frame {
         case .packets(let packets):
             let headroom = SockwayWebSocketHandler.headroom
-            let allocator = channel?.allocator ?? ByteBufferAllocator()
+            let allocator = ByteBufferAllocator()
             var messages: [SockwayWebSocketHandler.OutboundMessage] = []
             messages.reserveCapacity(packets.count)
             for packet in packets {
@@ -376,7 +401,7 @@ final class EngineIOWebSocketLink: WebSocketSessionLink, SessionReceiver, @unche
                 }
             }
             let batch = messages
-            onConnection { _, connection in connection.writeMessages(batch) }
+            onConnection { _, connection in connection.writeMessages(batch, flushNow: false) }
         case .refused:
             finish()
         }

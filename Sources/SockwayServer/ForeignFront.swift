@@ -26,14 +26,7 @@ package final class ForeignFront: Sendable {
         var iterator = group.makeIterator()
         while let loop = iterator.next() { loops.append(loop) }
         self.loops = loops
-        // Engine.IO goes over HTTP long-polling only here (its WebSocket link is bound to Sockway's own
-        // connection handler): the handshake then offers no upgrade, and clients stay on polling.
-        let served = endpoints.map { endpoint -> SockwayEndpoint in
-            guard var engineIO = endpoint.engineIO else { return endpoint }
-            engineIO.transports = [.polling]
-            return SockwayEndpoint(prefix: endpoint.prefix, options: endpoint.options, handler: endpoint.handler, engineIO: engineIO)
-        }
-        self.runtime = ServerRuntime(configuration: configuration, endpoints: served, loops: loops, logger: logger)
+        self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops, logger: logger)
     }
 
     /// The URL prefixes of the SockJS endpoints, each without a trailing slash.
@@ -113,40 +106,60 @@ package final class ForeignFront: Sendable {
     // MARK: WebSocket
 
     /// Whether a WebSocket upgrade request is for a session Sockway serves over a foreign front:
-    /// SockJS framing (`/<server>/<session>/websocket`) or raw (`/websocket`), from an allowed origin.
+    /// SockJS framing (`/<server>/<session>/websocket`) or raw (`/websocket`), from an allowed origin,
+    /// or Engine.IO (a WebSocket-only session, or the upgrade of a polling one; its rules check the
+    /// origin).
     package func acceptsWebSocket(_ request: ForeignRequest) async -> Bool {
-        guard case .sockJS(let endpoint, _, _) = await webSocketTarget(request) else { return false }
-        if let origin = request.origin, !endpoint.rules.isOriginAllowed(origin) {
-            runtime.refusals.log(.foreignOrigin, from: request.remoteAddress)
+        switch await webSocketTarget(request) {
+        case .sockJS(let endpoint, _, _):
+            if let origin = request.origin, !endpoint.rules.isOriginAllowed(origin) {
+                runtime.refusals.log(.foreignOrigin, from: request.remoteAddress)
+                return false
+            }
+            return true
+        case .engineIO:
+            return true
+        case nil:
             return false
         }
-        return true
     }
 
     /// Opens the session of an accepted WebSocket upgrade (see ``acceptsWebSocket(_:)``) on one of
     /// the front's loops; `nil` if the URL takes none.
     package func openWebSocket(_ request: ForeignRequest) async -> ForeignWebSocket? {
-        guard case .sockJS(let endpoint, let framing, let sessionID) = await webSocketTarget(request) else { return nil }
-        if let origin = request.origin, !endpoint.rules.isOriginAllowed(origin) { return nil }
-        let loop = loops[Int.random(in: 0..<loops.count)]
         let outbound = ForeignOutbound<ForeignWebSocketFrame>()
         let headers = request.head.headers
         let remoteAddress = request.remoteAddress
-        let link = try? await loop.submit {
-            let link = ForeignWebSocketLink(framing: framing, outbound: outbound)
-            link.open(runtime: endpoint, sessionID: sessionID, headers: headers, remoteAddress: remoteAddress, on: loop)
-            return NIOLoopBound(link, eventLoop: loop)
-        }.get()
-        guard let link else { return nil }
-        return ForeignWebSocket(link: link, outbound: outbound, maxMessageBytes: endpoint.endpoint.options.maxMessageBytes)
+        switch await webSocketTarget(request) {
+        case .sockJS(let endpoint, let framing, let sessionID):
+            if let origin = request.origin, !endpoint.rules.isOriginAllowed(origin) { return nil }
+            let loop = loops[Int.random(in: 0..<loops.count)]
+            let link = try? await loop.submit {
+                let link = ForeignWebSocketLink(framing: framing, outbound: outbound)
+                link.open(runtime: endpoint, sessionID: sessionID, headers: headers, remoteAddress: remoteAddress, on: loop)
+                return NIOLoopBound(link, eventLoop: loop)
+            }.get()
+            guard let link else { return nil }
+            return ForeignWebSocket(side: .sockJS(link), outbound: outbound, maxMessageBytes: endpoint.endpoint.options.maxMessageBytes)
+        case .engineIO(let endpoint, let upgradeSID):
+            // An upgrade's connection side runs on its session's loop: nothing hops between the two.
+            let loop = upgradeSID.map { endpoint.store.owner(of: $0) } ?? loops[Int.random(in: 0..<loops.count)]
+            let connection = try? await loop.submit {
+                let link = EngineIOWebSocketLink(runtime: endpoint, upgradeSID: upgradeSID, requestHeaders: headers)
+                let connection = ForeignEngineIOConnection(link: link, outbound: outbound, remoteAddress: remoteAddress, on: loop)
+                connection.open()
+                return NIOLoopBound(connection, eventLoop: loop)
+            }.get()
+            guard let connection else { return nil }
+            return ForeignWebSocket(side: .engineIO(connection), outbound: outbound, maxMessageBytes: endpoint.webSocketOptions.maxMessageBytes)
+        case nil:
+            return nil
+        }
     }
 
     private func webSocketTarget(_ request: ForeignRequest) async -> SockwayServer.WebSocketTarget? {
         let loop = loops[Int.random(in: 0..<loops.count)]
-        guard let target = try? await SockwayServer.webSocketTarget(request.head, runtime: runtime, on: loop).get() else { return nil }
-        // Engine.IO over a foreign front is not served yet.
-        guard case .sockJS = target else { return nil }
-        return target
+        return try? await SockwayServer.webSocketTarget(request.head, runtime: runtime, on: loop).get() ?? nil
     }
 }
 

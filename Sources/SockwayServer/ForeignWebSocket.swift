@@ -13,13 +13,19 @@ package enum ForeignWebSocketFrame: Sendable {
 
 /// The session side of one WebSocket connection over a foreign front.
 package final class ForeignWebSocket: Sendable {
-    private let link: NIOLoopBound<ForeignWebSocketLink>
+    private let side: Side
     private let outbound: ForeignOutbound<ForeignWebSocketFrame>
     /// The largest message the endpoint takes from the client.
     package let maxMessageBytes: Int
 
-    init(link: NIOLoopBound<ForeignWebSocketLink>, outbound: ForeignOutbound<ForeignWebSocketFrame>, maxMessageBytes: Int) {
-        self.link = link
+    /// A SockJS (or raw) session's link, or an Engine.IO connection.
+    enum Side: Sendable {
+        case sockJS(NIOLoopBound<ForeignWebSocketLink>)
+        case engineIO(NIOLoopBound<ForeignEngineIOConnection>)
+    }
+
+    init(side: Side, outbound: ForeignOutbound<ForeignWebSocketFrame>, maxMessageBytes: Int) {
+        self.side = side
         self.outbound = outbound
         self.maxMessageBytes = maxMessageBytes
     }
@@ -34,30 +40,123 @@ package final class ForeignWebSocket: Sendable {
     /// messages caused is backed up (the outbox, the application's inbound queue), this waits, and a
     /// caller that reads the next message only then stops reading from the connection.
     package func received(text: String) async {
-        let link = self.link
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            link.eventLoop.execute {
-                link.value.receivedText(text)
-                link.value.whenReady { continuation.resume() }
+        switch side {
+        case .sockJS(let link):
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                link.eventLoop.execute {
+                    link.value.receivedText(text)
+                    link.value.whenReady { continuation.resume() }
+                }
+            }
+        case .engineIO(let connection):
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                connection.eventLoop.execute {
+                    connection.value.received(ByteBuffer(string: text), binary: false) { continuation.resume() }
+                }
             }
         }
     }
 
-    /// A binary message from the client (raw WebSocket only; SockJS framing fails the connection).
+    /// A binary message from the client (raw WebSocket and Engine.IO; SockJS framing fails the
+    /// connection).
     package func received(binary: ByteBuffer) async {
-        let link = self.link
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            link.eventLoop.execute {
-                link.value.receivedBinary(binary)
-                link.value.whenReady { continuation.resume() }
+        switch side {
+        case .sockJS(let link):
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                link.eventLoop.execute {
+                    link.value.receivedBinary(binary)
+                    link.value.whenReady { continuation.resume() }
+                }
+            }
+        case .engineIO(let connection):
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                connection.eventLoop.execute {
+                    connection.value.received(binary, binary: true) { continuation.resume() }
+                }
             }
         }
     }
 
     /// The connection is over: the client closed it, or it was cut (`aborted`).
     package func connectionEnded(aborted: Bool) {
-        let link = self.link
-        link.eventLoop.execute { link.value.connectionEnded(aborted: aborted) }
+        switch side {
+        case .sockJS(let link):
+            link.eventLoop.execute { link.value.connectionEnded(aborted: aborted) }
+        case .engineIO(let connection):
+            connection.eventLoop.execute { connection.value.connectionEnded(aborted: aborted) }
+        }
+    }
+}
+
+/// An Engine.IO WebSocket over a foreign front: stands in for Sockway's own connection handler
+/// before an ``EngineIOWebSocketLink``, which does the rest (WebSocket-only sessions, the upgrade of
+/// a polling session, backpressure). Used on its loop.
+final class ForeignEngineIOConnection: EngineIOConnection {
+    private let link: EngineIOWebSocketLink
+    private let outbound: ForeignOutbound<ForeignWebSocketFrame>
+    private let loop: any EventLoop
+    let remoteAddress: SocketAddress?
+    private var ended = false
+
+    init(link: EngineIOWebSocketLink, outbound: ForeignOutbound<ForeignWebSocketFrame>, remoteAddress: SocketAddress?, on loop: any EventLoop) {
+        self.link = link
+        self.outbound = outbound
+        self.loop = loop
+        self.remoteAddress = remoteAddress
+    }
+
+    /// Starts the link (on `loop`).
+    func open() {
+        let this = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        outbound.setHandlers(
+            onWritable: { loop.execute { this.value.link.connectionBecameWritable() } },
+            onGone: { loop.execute { this.value.connectionEnded(aborted: true) } }
+        )
+        link.connectionReady(self as any EngineIOConnection)
+    }
+
+    /// One message from the client; `ready` is called once the link takes more (at once, unless the
+    /// session is backed up).
+    func received(_ data: ByteBuffer, binary: Bool, ready: @escaping () -> Void) {
+        guard !ended else { return ready() }
+        link.readCycle {
+            if binary { link.receivedBinary(data) } else { link.receivedText(data) }
+        }
+        if !link.pauseReadsIfBackedUp(resume: ready) { ready() }
+    }
+
+    func connectionEnded(aborted: Bool) {
+        guard !ended else { return }
+        ended = true
+        outbound.finish()
+        link.connectionEnded(aborted: aborted, reason: nil)
+    }
+
+    // MARK: EngineIOConnection
+
+    var eventLoop: (any EventLoop)? { loop }
+
+    var writability: @Sendable () -> Bool {
+        let outbound = self.outbound
+        return { outbound.isWritable }
+    }
+
+    func writeMessages(_ messages: [SockwayWebSocketHandler.OutboundMessage], flushNow: Bool) {
+        guard !ended else { return }
+        for message in messages {
+            switch message {
+            case .text(let buffer): outbound.push(.text(String(buffer: buffer)), bytes: buffer.readableBytes)
+            case .binary(let bytes): outbound.push(.binary(bytes), bytes: bytes.readableBytes)
+            }
+        }
+    }
+
+    func close(code: UInt16, reason: String) {
+        guard !ended else { return }
+        ended = true
+        outbound.push(.close(code: code, reason: reason), bytes: 0)
+        outbound.finish()
     }
 }
 

@@ -83,6 +83,7 @@ func withApplication<Context: RequestContext & WebSocketRequestContext>(
     context: Context.Type = ConnectionContext.self,
     options: SockwayEndpointOptions = .init(disconnectDelay: .milliseconds(1500)),
     flood: FloodRecord = FloodRecord(),
+    endpoints: [SockwayEndpoint]? = nil,
     _ body: @Sendable (_ port: Int, _ sockway: SockwayRoutes) async throws -> Void
 ) async throws {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -94,7 +95,7 @@ func withApplication<Context: RequestContext & WebSocketRequestContext>(
     }
     let sockway = SockwayRoutes(
         logger: logger,
-        endpoints: [
+        endpoints: endpoints ?? [
             .async("/echo", options: options) { session in
                 for await message in session.messages { session.send(message) }
             },
@@ -360,15 +361,16 @@ final class RawConnection: Sendable {
         }
     }
 
-    // Engine.IO over long-polling: the handshake (which offers no upgrade here), messages both ways
-    // in order, and the session's end when the client leaves.
-    @Test func engineIOPollingEchoes() async throws {
+    // Engine.IO over long-polling and over WebSocket (through Hummingbird's WebSocket router):
+    // messages both ways in order, a long one too, and the session's end when the client leaves.
+    @Test(arguments: SockwayClientTransport.engineIO)
+    func engineIOEchoes(transport: SockwayClientTransport) async throws {
         try await withApplication { port, sockway in
             let session = try await SockwayClient.connect(
                 to: "http://127.0.0.1:\(port)/engine.io",
-                configuration: .init(transports: [.engineIOPolling])
+                configuration: .init(transports: [transport])
             )
-            #expect(session.transport == .engineIOPolling)
+            #expect(session.transport == transport)
             let messages = ["", "plain", "\u{1F600}", "\"quoted\"", String(repeating: "e", count: 50_000)]
             for message in messages { session.send(message) }
             var received: [String] = []
@@ -378,10 +380,15 @@ final class RawConnection: Sendable {
             #expect(sockway.sessionCount == 1)
             session.close()
             #expect(try await eventually { sockway.sessionCount == 0 })
+        }
+    }
 
+    // The Engine.IO handshake offers the WebSocket upgrade; an unknown session gets 400.
+    @Test func engineIOHandshake() async throws {
+        try await withApplication { port, _ in
             let handshake = try await RawConnection(port: port, request: "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             let text = try await handshake.read(until: "maxPayload")
-            #expect(text.contains("\"upgrades\":[]"), "\(text)")
+            #expect(text.contains("\"upgrades\":[\"websocket\"]"), "\(text)")
             await handshake.close()
 
             let unknown = try await RawConnection(port: port, request: "GET /engine.io/?EIO=4&transport=polling&sid=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -451,6 +458,43 @@ final class RawConnection: Sendable {
     }
 }
 
+extension SockwayHummingbirdTests {
+    // python-engineio's and python-socketio's clients (scripts/interop, PyPI, pinned) against Sockway's
+    // demo endpoints mounted in Hummingbird: Engine.IO text, binary, order, polling only, WebSocket only
+    // and the upgrade from polling; the Socket.IO reference checks on every transport mode. Run by
+    // scripts/test once their virtualenv exists (SOCKWAY_PYTHON_INTEROP=1).
+    @Test(.enabled(if: PythonChecks.enabled, "set SOCKWAY_PYTHON_INTEROP=1 (scripts/test does, after python-engineio's venv is made)"))
+    func pythonEngineIOAndSocketIOClients() async throws {
+        // A 5 s ping, as scripts/test gives sockway serve for these clients (see there).
+        let engineIO = EngineIOOptions(pingInterval: .seconds(5), pingTimeout: .seconds(5))
+        let endpoints = SockwayDemoEndpoints.all(options: .init(), engineIO: engineIO)
+        try await withApplication(options: .init(), endpoints: endpoints) { port, _ in
+            let url = "http://127.0.0.1:\(port)"
+            let engineIOChecks = try await PythonChecks.run("engineio_checks.py", ["--url", url])
+            #expect(engineIOChecks.status == 0, "\(engineIOChecks.output)")
+            #expect(engineIOChecks.output.contains(" passed, 0 failed"), "\(engineIOChecks.output)")
+            let socketIOChecks = try await PythonChecks.run("socketio_checks.py", ["--url", url, "--transports", "all"])
+            #expect(socketIOChecks.status == 0, "\(socketIOChecks.output)")
+            #expect(socketIOChecks.output.contains(" passed, 0 failed"), "\(socketIOChecks.output)")
+        }
+    }
+}
+
+/// The Python interop scripts, run with the machine's python3 (they make or reuse their venv).
+enum PythonChecks {
+    static let directory = SockJSClientNode.script.deletingLastPathComponent()
+
+    static var enabled: Bool {
+        ProcessInfo.processInfo.environment["SOCKWAY_PYTHON_INTEROP"] == "1"
+    }
+
+    static func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let (status, output) = try await runProcess("/usr/bin/env", ["python3", directory.appendingPathComponent(script).path] + arguments)
+        print("\(script) through Hummingbird: \(output.split(separator: "\n").last { $0.contains(" passed, ") } ?? "no summary")")
+        return (status, output)
+    }
+}
+
 /// The README's example, kept compiling here (built, not run).
 struct AppContext: RequestContext, WebSocketRequestContext, SockwayConnectionContext {
     var coreContext: CoreRequestContextStorage
@@ -504,26 +548,31 @@ enum SockJSClientNode {
     }
 
     static func run(url: String, configurations: [String]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: node ?? "/usr/bin/node")
-        process.arguments = [script.path, url] + configurations
         var environment = ProcessInfo.processInfo.environment
         environment["NODE_PATH"] = nodePath
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        // Read on a thread of its own: the pipe must be drained while the script runs.
-        let output = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            Thread.detachNewThread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }
-        }
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        return try await runProcess(node ?? "/usr/bin/node", [script.path, url] + configurations, environment: environment)
     }
+}
+
+/// Runs a program to its end; its exit status and everything it wrote (standard output and error).
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    // Read on a thread of its own: the pipe must be drained while the program runs.
+    let output = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+        Thread.detachNewThread {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            continuation.resume(returning: String(decoding: data, as: UTF8.self))
+        }
+    }
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
 }
 
 
