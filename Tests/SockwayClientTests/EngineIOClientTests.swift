@@ -259,18 +259,19 @@ private func openMachine() -> EngineIOClientMachine {
         }
     }
 
-    // Heartbeat: the server pings every 100 ms and drops a session whose pong is 400 ms late (a
-    // client that did not answer would be gone after 0.5 s); the client answers, so the session
-    // outlives many intervals and still echoes. The timeout leaves room for a loaded test machine.
+    // Heartbeat: the server pings every 100 ms and drops a session whose pong is 1 s late (a client
+    // that did not answer would be gone after 1.1 s, well within the 2.5 s waited); the client answers,
+    // so the session outlives many intervals and still echoes. The timeout leaves room for a loaded
+    // test machine (at 400 ms it was missed about one full parallel run in four on 2 cores).
     @Test(arguments: SockwayClientTransport.engineIO)
     func answersPings(transport: SockwayClientTransport) async throws {
-        let engineIO = EngineIOOptions(pingInterval: .milliseconds(100), pingTimeout: .milliseconds(400))
+        let engineIO = EngineIOOptions(pingInterval: .milliseconds(100), pingTimeout: .milliseconds(1000))
         try await withDemoServer(engineIO: engineIO) { port in
             let session = try await SockwayClient.connect(
                 to: "http://127.0.0.1:\(port)/engine.io",
                 configuration: .init(transports: [transport])
             )
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(2500))
             #expect(session.closeReason == nil)
             #expect(await echo(["still here"], over: session) == ["still here"])
             session.close()
