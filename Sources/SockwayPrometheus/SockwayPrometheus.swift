@@ -1,6 +1,5 @@
 import CoreMetrics
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -29,7 +28,7 @@ public final class SockwayPrometheusExporter: Service, Sendable {
     private let beforeScrape: (@Sendable () async -> Void)?
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let bound = NIOLockedValueBox<(address: SocketAddress?, done: Bool, waiters: [CheckedContinuation<SocketAddress?, Never>])>((nil, false, []))
+    private let bound = BoundAddress()
 
     /// - Parameters:
     ///   - host: the address to listen on. Default loopback.
@@ -62,16 +61,7 @@ public final class SockwayPrometheusExporter: Service, Sendable {
 
     /// The address the exporter listens on, once it does. `nil` if binding failed.
     public var localAddress: SocketAddress? {
-        get async {
-            await withCheckedContinuation { continuation in
-                let ready = bound.withLockedValue { state -> SocketAddress?? in
-                    if state.done { return .some(state.address) }
-                    state.waiters.append(continuation)
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        }
+        get async { await bound.value }
     }
 
     public func run() async throws {
@@ -88,11 +78,11 @@ public final class SockwayPrometheusExporter: Service, Sendable {
                 }
                 .bind(host: host, port: port).get()
         } catch {
-            publish(nil)
+            bound.publish(nil)
             try? await group.shutdownGracefully()
             throw error
         }
-        publish(channel.localAddress)
+        bound.publish(channel.localAddress)
         if let address = channel.localAddress {
             logger.info("Metrics at http://\(address.ipAddress ?? host):\(address.port ?? port)/metrics")
         }
@@ -103,16 +93,6 @@ public final class SockwayPrometheusExporter: Service, Sendable {
             channel.close(promise: nil)
         }
         try await group.shutdownGracefully()
-    }
-
-    private func publish(_ address: SocketAddress?) {
-        let waiters = bound.withLockedValue { state in
-            state.address = address
-            state.done = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: address) }
     }
 }
 

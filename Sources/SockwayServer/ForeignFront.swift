@@ -218,8 +218,8 @@ package struct ForeignReceive: Sendable {
         let prelude = self.prelude
         let headers = request.head.headers
         let remoteAddress = request.remoteAddress
-        let refusalHeaders = head.headers.filter { $0.name != "Content-Type" }
-        let retryAfter = SockJSHeader("Retry-After", String(retryAfterSeconds))
+        let head = self.head
+        let retryAfterSeconds = self.retryAfterSeconds
         let binding = runtime.bindingToken(cookieHeader: headers.first(name: "cookie"), remoteAddress: remoteAddress)
         let owner = runtime.store.owner(of: sessionID)
         let started = owner.submit { () -> ForeignReceiveStart in
@@ -235,17 +235,15 @@ package struct ForeignReceive: Sendable {
                 )
                 core.attach(receiver)
                 return .streaming(ForeignResponseBody(outbound: body))
-            case .failure(let refusal) where refusal == .sessionOwnerMismatch:
-                return .refused(.error(404, SockJSResponse.notFound.body, headers: refusalHeaders))
-            case .failure:
-                return .refused(.error(503, "Server busy, retry later.", headers: refusalHeaders + [retryAfter]))
+            case .failure(let refusal):
+                return .refused(SockJSRefusalResponse(receiving: refusal, retryAfterSeconds: retryAfterSeconds).response(replacing: head))
             }
         }
         do {
             return try await started.get()
         } catch {
             // The session's loop is shutting down.
-            return .refused(.error(503, "Server busy, retry later.", headers: refusalHeaders + [retryAfter]))
+            return .refused(SockJSRefusalResponse.busy(retryAfterSeconds: retryAfterSeconds).response(replacing: head))
         }
     }
 }

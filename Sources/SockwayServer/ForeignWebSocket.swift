@@ -11,6 +11,12 @@ package enum ForeignWebSocketFrame: Sendable {
     case close(code: UInt16, reason: String)
 }
 
+/// A message a foreign front read from its client.
+enum ForeignWebSocketMessage: Sendable {
+    case text(String)
+    case binary(ByteBuffer)
+}
+
 /// The session side of one WebSocket connection over a foreign front.
 package final class ForeignWebSocket: Sendable {
     private let side: Side
@@ -40,38 +46,27 @@ package final class ForeignWebSocket: Sendable {
     /// messages caused is backed up (the outbox, the application's inbound queue), this waits, and a
     /// caller that reads the next message only then stops reading from the connection.
     package func received(text: String) async {
-        switch side {
-        case .sockJS(let link):
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                link.eventLoop.execute {
-                    link.value.receivedText(text)
-                    link.value.whenReady { continuation.resume() }
-                }
-            }
-        case .engineIO(let connection):
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                connection.eventLoop.execute {
-                    connection.value.received(ByteBuffer(string: text), binary: false) { continuation.resume() }
-                }
-            }
-        }
+        await received(.text(text))
     }
 
     /// A binary message from the client (raw WebSocket and Engine.IO; SockJS framing fails the
     /// connection).
     package func received(binary: ByteBuffer) async {
-        switch side {
-        case .sockJS(let link):
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await received(.binary(binary))
+    }
+
+    /// Hands `message` to the session on its loop and waits until it takes more.
+    private func received(_ message: ForeignWebSocketMessage) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            switch side {
+            case .sockJS(let link):
                 link.eventLoop.execute {
-                    link.value.receivedBinary(binary)
+                    link.value.received(message)
                     link.value.whenReady { continuation.resume() }
                 }
-            }
-        case .engineIO(let connection):
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            case .engineIO(let connection):
                 connection.eventLoop.execute {
-                    connection.value.received(binary, binary: true) { continuation.resume() }
+                    connection.value.received(message) { continuation.resume() }
                 }
             }
         }
@@ -118,10 +113,13 @@ final class ForeignEngineIOConnection: EngineIOConnection {
 
     /// One message from the client; `ready` is called once the link takes more (at once, unless the
     /// session is backed up).
-    func received(_ data: ByteBuffer, binary: Bool, ready: @escaping () -> Void) {
+    func received(_ message: ForeignWebSocketMessage, ready: @escaping () -> Void) {
         guard !ended else { return ready() }
         link.readCycle {
-            if binary { link.receivedBinary(data) } else { link.receivedText(data) }
+            switch message {
+            case .text(let text): link.receivedText(ByteBuffer(string: text))
+            case .binary(let data): link.receivedBinary(data)
+            }
         }
         if !link.pauseReadsIfBackedUp(resume: ready) { ready() }
     }
@@ -191,7 +189,14 @@ final class ForeignWebSocketLink: SessionReceiver {
         core.attach(self)
     }
 
-    func receivedText(_ text: String) {
+    func received(_ message: ForeignWebSocketMessage) {
+        switch message {
+        case .text(let text): receivedText(text)
+        case .binary(let data): receivedBinary(data)
+        }
+    }
+
+    private func receivedText(_ text: String) {
         guard let core else { return }
         switch framing {
         case .raw:
@@ -215,7 +220,7 @@ final class ForeignWebSocketLink: SessionReceiver {
         }
     }
 
-    func receivedBinary(_ data: ByteBuffer) {
+    private func receivedBinary(_ data: ByteBuffer) {
         guard let core else { return }
         if framing == .raw {
             core.coalescingSends { core.deliverBinary(data) }

@@ -197,18 +197,30 @@ struct EndpointMeter: Sendable {
     }
 }
 
-/// One session's place in its loop's tally.
+/// One session's place in its loop's tally: a plain value, so that reading ``row`` on the message path
+/// touches no reference count. The tally (which owns the row) is held unmanaged: retained when the
+/// meter is made, released by ``release()``, which its session calls once, when it is reaped or freed.
 struct SessionMeter {
-    let tally: LoopTally
+    private let heldTally: Unmanaged<LoopTally>
     let endpoint: Int
     /// The session's counters: its slot's row in the tally.
     private(set) var row: UnsafeMutablePointer<Int>
+    /// When the session was made; `nil` when metrics are off (then nothing is timed, and no clock is
+    /// read for it).
+    let createdAt: NIODeadline?
 
     init(tallies: ServerTallies, loop: any EventLoop, endpoint: Int, transport: MeteredTransport) {
-        self.tally = tallies.tally(for: loop)
+        let tally = tallies.tally(for: loop)
+        self.heldTally = .passRetained(tally)
         self.endpoint = endpoint
         self.row = tally.row(tallies.slot(endpoint: endpoint, transport: transport))
+        self.createdAt = tally.sendToWrite == nil ? nil : .now()
     }
+
+    var tally: LoopTally { heldTally.takeUnretainedValue() }
+
+    /// Whether sends are timed to their write (metrics are on).
+    var timesSends: Bool { createdAt != nil }
 
     /// The session moved to another transport (an Engine.IO upgrade): it counts as open there now.
     mutating func move(to transport: MeteredTransport) {
@@ -217,6 +229,11 @@ struct SessionMeter {
         row[LoopTally.Column.sessionsClosed.rawValue] += 1
         next[LoopTally.Column.sessionsOpened.rawValue] += 1
         row = next
+    }
+
+    /// Lets the tally go; the meter (and every copy of it) must not be used after.
+    func release() {
+        heldTally.release()
     }
 }
 

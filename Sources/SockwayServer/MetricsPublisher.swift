@@ -68,11 +68,9 @@ final class MetricsPublisher: Sendable {
                     apply(snapshot, since: state.published[loop], state: &state)
                     state.published[loop] = snapshot
                 }
-                for (reason, total) in refusalTotals {
-                    let delta = total - state.refusals[reason, default: 0]
-                    guard delta > 0 else { continue }
+                for (reason, total) in refusalTotals where total > state.refusals[reason, default: 0] {
+                    add(MetricName.refusals, [("reason", reason)], total, since: state.refusals[reason], in: &state)
                     state.refusals[reason] = total
-                    counter(MetricName.refusals, [("reason", reason)], in: &state).increment(by: Int64(delta))
                 }
                 setGauges(&state)
             }
@@ -91,23 +89,18 @@ final class MetricsPublisher: Sendable {
         for slot in 0..<tallies.slotCount {
             let labels = [("endpoint", tallies.endpointNames[slot / transports.count]), ("transport", transports[slot % transports.count].label)]
             for (name, column) in counters {
-                let delta = new.value(slot: slot, column) - (old?.value(slot: slot, column) ?? 0)
-                if delta > 0 { counter(name, labels, in: &state).increment(by: Int64(delta)) }
+                add(name, labels, new.value(slot: slot, column), since: old?.value(slot: slot, column), in: &state)
             }
         }
         for (key, total) in new.closes {
-            let delta = total - (old?.closes[key] ?? 0)
-            guard delta > 0 else { continue }
-            let labels = [("endpoint", tallies.endpointNames[key.endpoint]), ("code", key.code == 0 ? "none" : String(key.code))]
-            counter(MetricName.sessionsClosed, labels, in: &state).increment(by: Int64(delta))
+            let code = key.code == 0 ? "none" : String(key.code)
+            add(MetricName.sessionsClosed, [("endpoint", tallies.endpointNames[key.endpoint]), ("code", code)], total, since: old?.closes[key], in: &state)
         }
         for queue in MeteredQueue.allCases {
-            let delta = new.overflows[queue.rawValue] - (old?.overflows[queue.rawValue] ?? 0)
-            if delta > 0 { counter(MetricName.queueOverflows, [("queue", queue.label)], in: &state).increment(by: Int64(delta)) }
+            add(MetricName.queueOverflows, [("queue", queue.label)], new.overflows[queue.rawValue], since: old?.overflows[queue.rawValue], in: &state)
         }
         for (status, total) in new.httpResponses {
-            let delta = total - (old?.httpResponses[status] ?? 0)
-            if delta > 0 { counter(MetricName.httpResponses, [("status", String(status))], in: &state).increment(by: Int64(delta)) }
+            add(MetricName.httpResponses, [("status", String(status))], total, since: old?.httpResponses[status], in: &state)
         }
         let deflate: [(String, String, Int, Int?)] = [
             ("sent", "plain", new.deflate.sentPlain, old?.deflate.sentPlain),
@@ -115,12 +108,17 @@ final class MetricsPublisher: Sendable {
             ("received", "plain", new.deflate.receivedPlain, old?.deflate.receivedPlain),
             ("received", "compressed", new.deflate.receivedCompressed, old?.deflate.receivedCompressed),
         ]
-        for (direction, stage, now, before) in deflate {
-            let delta = now - (before ?? 0)
-            if delta > 0 {
-                counter(MetricName.deflateBytes, [("direction", direction), ("stage", stage)], in: &state).increment(by: Int64(delta))
-            }
+        for (direction, stage, total, before) in deflate {
+            add(MetricName.deflateBytes, [("direction", direction), ("stage", stage)], total, since: before, in: &state)
         }
+    }
+
+    /// Adds what counter `name` gained from `before` (`nil`: nothing published yet) to `total`.
+    /// The labels are only made when there is something to add.
+    private func add(_ name: String, _ labels: @autoclosure () -> [(String, String)], _ total: Int, since before: Int?, in state: inout State) {
+        let delta = total - (before ?? 0)
+        guard delta > 0 else { return }
+        counter(name, labels(), in: &state).increment(by: Int64(delta))
     }
 
     private func setGauges(_ state: inout State) {

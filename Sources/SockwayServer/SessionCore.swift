@@ -93,14 +93,11 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     private var receivingPaused = false
     /// Waiting for the outbox alone to drain (``whenOutboxDrained(_:)``), whatever the inbound side does.
     private var outboxWaiters: [() -> Void] = []
-    /// Where the session is counted (metrics); `nil` in tests that make a core alone.
+    /// Where the session is counted (metrics); `nil` in tests that make a core alone, and once the
+    /// session is reaped. A plain value: counting a message touches no reference count.
     private var meter: SessionMeter?
-    /// The meter's row, apart so that counting a message touches no reference count.
-    private var counts: UnsafeMutablePointer<Int>?
     /// When the oldest message not yet written was sent, if it had to wait (metrics on only).
     private var waitingSince: NIODeadline?
-    /// When the session was made (metrics on only).
-    private let createdAt: NIODeadline?
     /// Whether the session's close was counted (by its code, with its lifetime).
     private var closeCounted = false
 
@@ -133,17 +130,19 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         self.queuedMeter = queuedMeter
         self.onReap = onReap
         self.meter = meter
-        self.createdAt = meter?.tally.sendToWrite == nil ? nil : .now()
-        counts = meter?.row
-        counts?[LoopTally.Column.sessionsOpened.rawValue] += 1
+        meter?.row[LoopTally.Column.sessionsOpened.rawValue] += 1
     }
 
-    var timesSends: Bool { meter?.tally.sendToWrite != nil }
+    deinit {
+        // A session freed without being reaped (its loop stopped) lets its tally go here.
+        meter?.release()
+    }
+
+    var timesSends: Bool { meter?.timesSends == true }
 
     /// The session moved to another transport (an Engine.IO upgrade), for its metrics.
     func meterTransport(_ transport: MeteredTransport) {
         meter?.move(to: transport)
-        counts = meter?.row
     }
 
     func setHandle(_ handle: SockwaySession) {
@@ -186,7 +185,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
 
     func deliver(_ messages: [String]) {
         guard machine.isOpen, !messages.isEmpty, let handle else { return }
-        if let counts { Self.count(messages, into: counts, .messagesIn, .bytesIn) }
+        if let counts = meter?.row { Self.count(messages, into: counts, .messagesIn, .bytesIn) }
         delivering {
             if let delegate {
                 delegate.session(handle, didReceive: messages)
@@ -199,7 +198,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
 
     func deliverBinary(_ message: ByteBuffer) {
         guard machine.isOpen, let handle else { return }
-        if let counts {
+        if let counts = meter?.row {
             counts[LoopTally.Column.messagesIn.rawValue] &+= 1
             counts[LoopTally.Column.bytesIn.rawValue] &+= message.readableBytes
         }
@@ -266,7 +265,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         guard !refusedForServerQueues() else { return }
         switch machine.enqueue(message) {
         case .queued:
-            if let counts {
+            if let counts = meter?.row {
                 counts[LoopTally.Column.messagesOut.rawValue] &+= 1
                 counts[LoopTally.Column.bytesOut.rawValue] &+= message.utf8.count
             }
@@ -285,7 +284,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         guard !refusedForServerQueues() else { return }
         switch machine.enqueue(contentsOf: messages) {
         case .queued:
-            if let counts { Self.count(messages, into: counts, .messagesOut, .bytesOut) }
+            if let counts = meter?.row { Self.count(messages, into: counts, .messagesOut, .bytesOut) }
             if let sentAt, waitingSince == nil { waitingSince = sentAt }
             scheduleFlush()
         case .notOpen, .unsupported: break
@@ -302,7 +301,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
     }
 
     private func countSent(binary message: ByteBuffer) {
-        guard let counts else { return }
+        guard let counts = meter?.row else { return }
         counts[LoopTally.Column.messagesOut.rawValue] &+= 1
         counts[LoopTally.Column.bytesOut.rawValue] &+= message.readableBytes
     }
@@ -630,7 +629,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
         guard let meter, !closeCounted else { return }
         closeCounted = true
         meter.tally.closes[LoopTally.CloseKey(endpoint: meter.endpoint, code: code), default: 0] += 1
-        if let createdAt {
+        if let createdAt = meter.createdAt {
             meter.tally.recordSessionDuration(endpoint: meter.endpoint, nanoseconds: (NIODeadline.now() - createdAt).nanoseconds)
         }
     }
@@ -652,7 +651,7 @@ final class SessionCore<Machine: SessionStateMachine>: SessionFace {
                 if !closeCounted { countClose(code: 0) }
                 meter.row[LoopTally.Column.sessionsClosed.rawValue] += 1
                 self.meter = nil
-                counts = nil
+                meter.release()
             }
             runCloseWatchers()
             queuedMeter?.add(-accountedBytes)

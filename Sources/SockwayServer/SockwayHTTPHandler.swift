@@ -122,6 +122,36 @@ final class ServerRuntime: Sendable {
     }
 }
 
+/// The plain answers to a SockJS request that a server bound or a session's binding refuses, the
+/// same on Sockway's own connections and over a foreign front.
+enum SockJSRefusalResponse {
+    /// A receiving request for a session bound to another client: `404`, as for an unknown session.
+    case ownerMismatch
+    /// A server bound (sessions, queued bytes): `503` with `Retry-After`.
+    case busy(retryAfterSeconds: Int)
+
+    /// The answer to a receiving request that admission refused with `refusal`.
+    init(receiving refusal: SockwayRefusal, retryAfterSeconds: Int) {
+        self = refusal == .sessionOwnerMismatch ? .ownerMismatch : .busy(retryAfterSeconds: retryAfterSeconds)
+    }
+
+    /// The response, with `headers` after its content type.
+    func response(headers: [SockJSHeader] = []) -> SockJSResponse {
+        switch self {
+        case .ownerMismatch:
+            .error(404, SockJSResponse.notFound.body, headers: headers)
+        case .busy(let seconds):
+            .error(503, "Server busy, retry later.", headers: headers + [SockJSHeader("Retry-After", String(seconds))])
+        }
+    }
+
+    /// The response to a receiving request that would have been answered with `head`: it keeps that
+    /// head's headers (CORS, caching) but its content type.
+    func response(replacing head: SockJSResponse) -> SockJSResponse {
+        response(headers: head.headers.filter { $0.name != "Content-Type" })
+    }
+}
+
 /// Serves one HTTP/1.x connection: reads requests with Sockway's strict parser, answers every route,
 /// and switches the connection to WebSocket on an accepted upgrade.
 ///
@@ -336,7 +366,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if server.budget.queued.isOverLimit {
                 server.refusals.log(.queuedBytesLimit, from: context.channel.remoteAddress)
                 keepAlive = false
-                respond(.error(503, "Server busy, retry later.", headers: [retryAfterHeader]), context: context)
+                respond(SockJSRefusalResponse.busy(retryAfterSeconds: server.configuration.retryAfterSeconds).response(), context: context)
                 return
             }
             if body.readableBytes == 0 {
@@ -379,11 +409,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return runtime.rules.maxSendBodyBytes
         }
         return Self.maxIgnoredBodyBytes
-    }
-
-    /// What a `503` from a server bound says about when to come back.
-    private var retryAfterHeader: SockJSHeader {
-        SockJSHeader("Retry-After", String(server.configuration.retryAfterSeconds))
     }
 
     /// The body a request that takes none may carry (read and dropped).
@@ -672,7 +697,6 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let headers = request.headers
         let binding = runtime.bindingToken(cookieHeader: headers.first(name: "cookie"), remoteAddress: remoteAddress)
         let responseHead = self.responseHead(head, for: request, hasBody: true)
-        let refusalHeaders = head.headers.filter { $0.name != "Content-Type" }
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         // The session is found (or created) on its loop before anything is written: a request that
         // the session's binding or the server's bounds refuse gets a plain answer. The head goes to the
@@ -683,7 +707,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 this.run { $0.beginReceiving(receiver, head: responseHead, prelude: prelude) }
                 core.attach(receiver)
             case .failure(let refusal):
-                this.run { $0.refuseReceiving(receiver, refusal, headers: refusalHeaders) }
+                this.run { $0.refuseReceiving(receiver, refusal, head: head) }
             }
         }
         if owner.inEventLoop { attach() } else { owner.execute(attach) }
@@ -700,14 +724,11 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A receiving request its session's binding refuses (`404`, as an unknown session) or the
     /// server's session bounds refuse (`503` with `Retry-After`).
-    private func refuseReceiving(_ receiver: HTTPReceiver, _ refusal: SockwayRefusal, headers: [SockJSHeader]) {
+    private func refuseReceiving(_ receiver: HTTPReceiver, _ refusal: SockwayRefusal, head: SockJSResponse) {
         guard let context, case .receiving(let current, _, _) = mode, current === receiver else { return }
         mode = .idle
-        if refusal == .sessionOwnerMismatch {
-            respond(.error(404, SockJSResponse.notFound.body, headers: headers), context: context)
-        } else {
-            respond(.error(503, "Server busy, retry later.", headers: headers + [retryAfterHeader]), context: context)
-        }
+        let refused = SockJSRefusalResponse(receiving: refusal, retryAfterSeconds: server.configuration.retryAfterSeconds)
+        respond(refused.response(replacing: head), context: context)
     }
 
     private func finishSend(_ send: SendContext, context: ChannelHandlerContext) {

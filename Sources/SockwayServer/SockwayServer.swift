@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -33,7 +32,7 @@ public final class SockwayServer: Service, Sendable {
     let logger: Logger
     /// The TLS context new connections get (``SockwayConfiguration/tls``); `nil`: plain HTTP.
     let tlsContext: TLSContextBox?
-    private let boundAddress = NIOLockedValueBox<(address: SocketAddress?, waiters: [CheckedContinuation<SocketAddress?, Never>], done: Bool)>((nil, [], false))
+    private let boundAddress = BoundAddress()
 
     public init(
         configuration: SockwayConfiguration = .init(),
@@ -52,16 +51,7 @@ public final class SockwayServer: Service, Sendable {
 
     /// The address the server listens on, once it does (useful with port 0). `nil` if binding failed.
     public var localAddress: SocketAddress? {
-        get async {
-            await withCheckedContinuation { continuation in
-                let ready = boundAddress.withLockedValue { state -> SocketAddress?? in
-                    if state.done { return .some(state.address) }
-                    state.waiters.append(continuation)
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        }
+        get async { await boundAddress.value }
     }
 
     /// Clients refused so far, by reason (`malformed_request`, `head_timeout`, `session_limit`,
@@ -99,11 +89,11 @@ public final class SockwayServer: Service, Sendable {
             try tlsContext?.reload()
             channel = try await makeBootstrap().bind(host: configuration.host, port: configuration.port).get()
         } catch {
-            publish(address: nil)
+            boundAddress.publish(nil)
             try? await group.shutdownGracefully()
             throw error
         }
-        publish(address: channel.localAddress)
+        boundAddress.publish(channel.localAddress)
         if let address = channel.localAddress {
             logger.info("Sockway listening on \(tlsContext == nil ? "http" : "https")://\(Self.urlHost(address)):\(address.port ?? configuration.port)/")
         }
@@ -135,16 +125,6 @@ public final class SockwayServer: Service, Sendable {
         // Before the loops stop: cancelling a repeated task schedules on its loop.
         for task in repeated { task.cancel() }
         try await group.shutdownGracefully()
-    }
-
-    private func publish(address: SocketAddress?) {
-        let waiters = boundAddress.withLockedValue { state in
-            state.address = address
-            state.done = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: address) }
     }
 
     private static func urlHost(_ address: SocketAddress) -> String {
