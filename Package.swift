@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "SockwayConfigFile", targets: ["SockwayConfigFile"]),
         .library(name: "SockwayPrometheus", targets: ["SockwayPrometheus"]),
         .library(name: "SockwayHummingbird", targets: ["SockwayHummingbird"]),
+        .library(name: "SockwayCluster", targets: ["SockwayCluster"]),
+        .library(name: "SockwayPostgres", targets: ["SockwayPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -35,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Layer 0: system zlib (apt zlib1g-dev), with shims for its init macros.
@@ -91,11 +94,38 @@ let package = Package(
             dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
+        // Layer 2: the broadcast bus rooms and groups publish through (in-process by default), its
+        // publication format and the per-stream cursor rules every cluster implementation follows.
+        .target(
+            name: "SockwayCluster",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // The bus across nodes: an outbox in PostgreSQL, LISTEN/NOTIFY to wake the nodes (postgres-nio).
+        .target(
+            name: "SockwayPostgres",
+            dependencies: [
+                "SockwayCluster",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         // Layer 2: NIO adapters and the public embedding API.
         .target(
             name: "SockwayServer",
             dependencies: [
                 "SockwayAsync",
+                "SockwayCluster",
                 "SockwayCore",
                 "SockwayEngineIO",
                 "SockwayHTTP",
@@ -208,6 +238,8 @@ let package = Package(
                 "SockwayBench",
                 "SockwayConfigFile",
                 "SockwayPrometheus",
+                "SockwayCluster",
+                "SockwayPostgres",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -218,6 +250,26 @@ let package = Package(
         .testTarget(
             name: "SockwayConfigFileTests",
             dependencies: ["SockwayConfigFile", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayClusterTests",
+            dependencies: ["SockwayCluster", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SockwayPostgresTests",
+            dependencies: [
+                "SockwayPostgres",
+                "SockwayCluster",
+                "SockwayServer",
+                "SockwayClient",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSwift6
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SockwayCluster
 import SockwayCore
 import SockwayEngineIO
 import SockwaySocketIO
@@ -28,20 +29,26 @@ public final class SocketIOServer: Sendable {
     public let connectTimeout: TimeAmount
     /// Bounds of the packet decoder (binary attachments per packet and their bytes).
     public let decoderConfiguration: SocketIOPacketDecoder.Configuration
+    /// What broadcasts go through: this process only (the default) or every node of a cluster.
+    public let bus: any BroadcastBus
     private let namespaces = NIOLockedValueBox<[String: SocketIONamespace]>([:])
 
+    /// - Parameter bus: the fan-out of broadcasts and rooms; pass a cluster's bus (`SockwayPostgres`)
+    ///   so that an emit to a room reaches its members on every node. Default: this process only.
     public init(
         path: String = "/socket.io",
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
         connectTimeout: TimeAmount = .seconds(45),
-        decoderConfiguration: SocketIOPacketDecoder.Configuration = .init()
+        decoderConfiguration: SocketIOPacketDecoder.Configuration = .init(),
+        bus: any BroadcastBus = InProcessBroadcastBus()
     ) {
         self.path = path
         self.options = options
         self.engineIO = engineIO
         self.connectTimeout = connectTimeout
         self.decoderConfiguration = decoderConfiguration
+        self.bus = bus
         _ = of(SocketIOPacket.mainNamespace)
     }
 
@@ -51,7 +58,7 @@ public final class SocketIOServer: Sendable {
         let name = name.hasPrefix("/") ? name : "/" + name
         return namespaces.withLockedValue { namespaces in
             if let existing = namespaces[name] { return existing }
-            let created = SocketIONamespace(name: name)
+            let created = SocketIONamespace(name: name, stream: "sio:\(path)#\(name)", bus: bus)
             namespaces[name] = created
             return created
         }
@@ -97,7 +104,11 @@ public final class SocketIONamespace: Sendable {
     }
 
     public let name: String
+    /// The bus stream this namespace's broadcasts go through.
+    let stream: String
+    let bus: any BroadcastBus
     private let state = NIOLockedValueBox(State())
+    private let subscription = NIOLockedValueBox<BroadcastSubscription?>(nil)
 
     struct State {
         var middlewares: [AnyMiddleware] = []
@@ -106,8 +117,22 @@ public final class SocketIONamespace: Sendable {
         var rooms: [String: Set<String>] = [:]
     }
 
-    init(name: String) {
+    init(name: String, stream: String, bus: any BroadcastBus) {
         self.name = name
+        self.stream = stream
+        self.bus = bus
+        let subscription = bus.subscribe(to: stream) { [weak self] delivery in self?.deliver(delivery) }
+        self.subscription.withLockedValue { $0 = subscription }
+    }
+
+    /// A broadcast from the bus (made here or on another node): to the local sockets it targets,
+    /// encoded once.
+    private func deliver(_ delivery: BroadcastDelivery) {
+        guard let broadcast = try? SocketIOBusBroadcast(decoding: delivery.payload) else { return }
+        let targets = targets(rooms: broadcast.rooms, except: broadcast.except)
+        guard !targets.isEmpty else { return }
+        let wire = SocketIOWirePacket(text: broadcast.text, attachments: broadcast.attachments)
+        for socket in targets { socket.send(wire) }
     }
 
     /// Adds a middleware, run in order for each connecting client before it is connected; one that
@@ -206,11 +231,59 @@ public struct SocketIOBroadcast: Sendable {
         return copy
     }
 
+    /// Sends the event to the targeted sockets on every node of the bus. Rooms whose names no socket
+    /// can join (see ``SocketIOSocket/join(_:)``) have no members.
     public func emit(_ event: String, _ arguments: [SocketIOValue] = []) {
-        let targets = namespace.targets(rooms: rooms, except: except)
-        guard !targets.isEmpty else { return }
+        let rooms = self.rooms.filter(BroadcastWire.isValidName)
+        guard rooms.count == self.rooms.count || !rooms.isEmpty else { return }
         let wire = SocketIOWirePacket(.event(event, arguments, namespace: namespace.name))
-        for socket in targets { socket.send(wire) }
+        let broadcast = SocketIOBusBroadcast(rooms: rooms, except: except, text: wire.text, attachments: wire.attachments)
+        namespace.bus.publish(broadcast.encoded(), on: namespace.stream)
+    }
+}
+
+/// A Socket.IO broadcast as it travels on the bus: its targets and its packet, already encoded.
+struct SocketIOBusBroadcast: Equatable {
+    static let kind: UInt8 = 1
+    /// Bounds on what a publication may carry, checked before anything is allocated for it.
+    static let maxNames = 65_536
+    static let maxAttachments = 1024
+
+    var rooms: Set<String>
+    var except: Set<String>
+    var text: String
+    var attachments: [ByteBuffer]
+
+    init(rooms: Set<String>, except: Set<String>, text: String, attachments: [ByteBuffer]) {
+        self.rooms = rooms
+        self.except = except
+        self.text = text
+        self.attachments = attachments
+    }
+
+    func encoded() -> ByteBuffer {
+        var writer = BroadcastWriter(kind: Self.kind, capacity: 32 + text.utf8.count)
+        writer.write(count: rooms.count)
+        for room in rooms { writer.write(room) }
+        writer.write(count: except.count)
+        for id in except { writer.write(id) }
+        writer.write(text)
+        writer.write(count: attachments.count)
+        for attachment in attachments { writer.write(bytes: attachment) }
+        return writer.buffer
+    }
+
+    init(decoding payload: ByteBuffer) throws(BroadcastDecodingError) {
+        var reader = try BroadcastReader(payload)
+        guard reader.kind == Self.kind else { throw .malformed }
+        rooms = []
+        for _ in 0..<(try reader.readCount(limit: Self.maxNames)) { rooms.insert(try reader.readName()) }
+        except = []
+        for _ in 0..<(try reader.readCount(limit: Self.maxNames)) { except.insert(try reader.readString()) }
+        text = try reader.readString()
+        attachments = []
+        for _ in 0..<(try reader.readCount(limit: Self.maxAttachments)) { attachments.append(try reader.readBytes()) }
+        try reader.finish()
     }
 }
 
@@ -223,6 +296,11 @@ struct SocketIOWirePacket: Sendable {
         let encoded = packet.encoded()
         text = String(buffer: encoded.text)
         attachments = encoded.attachments
+    }
+
+    init(text: String, attachments: [ByteBuffer]) {
+        self.text = text
+        self.attachments = attachments
     }
 }
 
@@ -344,8 +422,11 @@ public final class SocketIOSocket: Sendable {
         }
     }
 
-    /// Puts the socket in `room`.
-    public func join(_ room: String) {
+    /// Puts the socket in `room`. Returns `false`, and does nothing, when the name is empty or longer
+    /// than ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    @discardableResult
+    public func join(_ room: String) -> Bool {
+        guard BroadcastWire.isValidName(room) else { return false }
         // Before the socket is connected (in a middleware) the room is only remembered; the
         // namespace learns of it at the CONNECT reply.
         // The namespace is told under the socket's lock, so that a join racing the socket's close
@@ -353,6 +434,7 @@ public final class SocketIOSocket: Sendable {
         state.withLockedValue { state in
             if state.rooms.insert(room).inserted && state.connected { namespace.join(self, room: room) }
         }
+        return true
     }
 
     /// Takes the socket out of `room`.

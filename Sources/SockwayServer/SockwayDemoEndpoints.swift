@@ -1,16 +1,41 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SockwayCluster
 import SockwaySockJS
 import SockwaySocketIO
 
-/// Sessions that receive every message sent to the group (a chat room, a topic).
+/// Sessions that receive every message sent to the group (a chat room, a topic), on every node of
+/// its bus.
 ///
-/// Thread-safe; membership changes take a lock, broadcasting takes it once per message for a snapshot.
+/// Thread-safe. Messages go through the bus (``InProcessBroadcastBus`` unless another is given), so
+/// every member, on this node and on the others sharing the bus, receives the group's messages in
+/// one order, encoded once per node.
 public final class SockwayBroadcastGroup: Sendable {
+    /// The group's name on the bus.
+    public let name: String
+    public let bus: any BroadcastBus
     private let members = NIOLockedValueBox<[ObjectIdentifier: SockwaySession]>([:])
+    private let subscription = NIOLockedValueBox<BroadcastSubscription?>(nil)
+    private var stream: String { "sockjs:" + name }
 
-    public init() {}
+    /// A group of this process only.
+    public convenience init() {
+        // A random name cannot be refused.
+        try! self.init(name: "group-" + BroadcastEpoch.make(), bus: InProcessBroadcastBus())
+    }
 
+    /// The group `name` on `bus`: groups of the same name on every node of a cluster are one group.
+    /// Throws ``SockwayBroadcastGroupError/invalidName`` for an empty name or one longer than
+    /// ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    public init(name: String, bus: any BroadcastBus) throws(SockwayBroadcastGroupError) {
+        guard BroadcastWire.isValidName(name) else { throw .invalidName }
+        self.name = name
+        self.bus = bus
+        let subscription = bus.subscribe(to: "sockjs:" + name) { [weak self] delivery in self?.deliver(delivery) }
+        self.subscription.withLockedValue { $0 = subscription }
+    }
+
+    /// The members on this node.
     public var count: Int { members.withLockedValue { $0.count } }
 
     public func join(_ session: SockwaySession) {
@@ -21,10 +46,48 @@ public final class SockwayBroadcastGroup: Sendable {
         _ = members.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
-    /// Sends `messages` to every member.
+    /// Sends `messages` to every member, on every node.
     public func broadcast(_ messages: [String]) {
+        guard !messages.isEmpty else { return }
+        bus.publish(SockJSBusMessages(messages).encoded(), on: stream)
+    }
+
+    private func deliver(_ delivery: BroadcastDelivery) {
+        guard let decoded = try? SockJSBusMessages(decoding: delivery.payload) else { return }
         let snapshot = members.withLockedValue { Array($0.values) }
-        for member in snapshot { member.send(contentsOf: messages) }
+        for member in snapshot { member.send(contentsOf: decoded.messages) }
+    }
+}
+
+/// Why a broadcast group could not be made.
+public enum SockwayBroadcastGroupError: Error, Sendable, Hashable {
+    /// Empty, or longer than ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    case invalidName
+}
+
+/// A group's messages as they travel on the bus.
+struct SockJSBusMessages: Equatable {
+    static let kind: UInt8 = 2
+    static let maxMessages = 1 << 20
+    var messages: [String]
+
+    init(_ messages: [String]) { self.messages = messages }
+
+    func encoded() -> ByteBuffer {
+        var writer = BroadcastWriter(kind: Self.kind, capacity: 8 + messages.reduce(0) { $0 + 4 + $1.utf8.count })
+        writer.write(count: messages.count)
+        for message in messages { writer.write(message) }
+        return writer.buffer
+    }
+
+    init(decoding payload: ByteBuffer) throws(BroadcastDecodingError) {
+        var reader = try BroadcastReader(payload)
+        guard reader.kind == Self.kind else { throw .malformed }
+        let count = try reader.readCount(limit: Self.maxMessages)
+        messages = []
+        messages.reserveCapacity(min(count, 1024))
+        for _ in 0..<count { messages.append(try reader.readString()) }
+        try reader.finish()
     }
 }
 
@@ -32,16 +95,18 @@ public final class SockwayBroadcastGroup: Sendable {
 public enum SockwayDemoEndpoints {
     /// `/echo`, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo` and `/chat` (SockJS), and
     /// `/engine.io` (Engine.IO, every message echoed: the official engine.io-protocol suite's service).
+    /// `/chat`'s room and Socket.IO's broadcasts go through `bus` (a cluster's, to span its nodes).
     public static func all(
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
-        socketIOConnectTimeout: TimeAmount = .seconds(45)
+        socketIOConnectTimeout: TimeAmount = .seconds(45),
+        bus: any BroadcastBus = InProcessBroadcastBus()
     ) -> [SockwayEndpoint] {
         var websocketOff = options
         websocketOff.webSocketEnabled = false
         var cookies = options
         cookies.cookieNeeded = true
-        let room = SockwayBroadcastGroup()
+        let room = try! SockwayBroadcastGroup(name: "chat", bus: bus)  // a constant, valid name
         return [
             .eventLoop("/echo", options: options) { _ in EchoDelegate() },
             .eventLoop("/close", options: options) { _ in CloseDelegate() },
@@ -49,7 +114,7 @@ public enum SockwayDemoEndpoints {
             .eventLoop("/cookie_needed_echo", options: cookies) { _ in EchoDelegate() },
             .eventLoop("/chat", options: options) { _ in ChatDelegate(room: room) },
             .engineIO("/engine.io", options: options, engineIO: engineIO) { _ in EchoDelegate() },
-            socketIO(options: options, engineIO: engineIO, connectTimeout: socketIOConnectTimeout).endpoint,
+            socketIO(options: options, engineIO: engineIO, connectTimeout: socketIOConnectTimeout, bus: bus).endpoint,
         ]
     }
 
@@ -62,9 +127,10 @@ public enum SockwayDemoEndpoints {
     public static func socketIO(
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
-        connectTimeout: TimeAmount = .seconds(45)
+        connectTimeout: TimeAmount = .seconds(45),
+        bus: any BroadcastBus = InProcessBroadcastBus()
     ) -> SocketIOServer {
-        let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout)
+        let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout, bus: bus)
         let refuse: SocketIONamespace.ImmediateMiddleware = { socket in
             if socket.auth["refuse"]?.boolValue == true { throw SocketIOConnectError("refused by server") }
         }

@@ -5,6 +5,8 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import SockwayBridge
+import SockwayCluster
+import SockwayPostgres
 import SockwayPrometheus
 import SockwayServer
 import SockwayWebSocket
@@ -152,6 +154,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("metrics-host"), help: "Address the metrics listener binds (keep it private: the metrics name endpoints and counts).")
     var metricsHost = "127.0.0.1"
 
+    @Option(name: .customLong("cluster"), help: ArgumentHelp("Join a cluster through PostgreSQL (postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]): /chat and Socket.IO broadcasts reach every node's members.", valueName: "url"))
+    var cluster: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's name in the cluster (letters, digits, '.', '_', '-'; at most 64); needed with --cluster.")
+    var nodeID: String?
+
+    @Flag(name: .customLong("cluster-optional"), help: "With --cluster: start even when PostgreSQL cannot be reached (local delivery only until it can), instead of exiting with status 1.")
+    var clusterOptional = false
+
     enum BinaryMode: String, ExpressibleByArgument, CaseIterable {
         case refuse, base64
     }
@@ -199,6 +210,21 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--upstream-connect-timeout must be between 0 and 86400 seconds")
         }
         _ = try bridgedRoutes()
+        _ = try clusterConfiguration()
+    }
+
+    /// `--cluster` and `--node-id` as the bus's configuration; `nil` without `--cluster`.
+    func clusterConfiguration() throws -> PostgresBroadcastBus.Configuration? {
+        guard let cluster else {
+            if nodeID != nil || clusterOptional { throw ValidationError("--node-id and --cluster-optional go with --cluster") }
+            return nil
+        }
+        guard let nodeID else { throw ValidationError("--cluster needs --node-id NAME (each node its own)") }
+        do {
+            return try PostgresBroadcastBus.Configuration(url: cluster, nodeID: nodeID)
+        } catch {
+            throw ValidationError("--cluster/--node-id: \(error)")
+        }
     }
 
     /// `--upstream` and `--route` as prefixes and upstreams; `nil` prefix: `--upstream` (/echo and /engine.io).
@@ -300,10 +326,30 @@ struct Serve: AsyncParsableCommand {
             maxPayload: eioMaxPayload,
             cookie: eioCookie
         )
+        var bus: (any BroadcastBus)?
+        var clusterServices: [any Service] = []
+        if let clusterConfiguration = try clusterConfiguration() {
+            let clusterLogger = Logger(label: "sockway.cluster")
+            do {
+                try await PostgresBroadcastBus.check(clusterConfiguration, logger: clusterLogger)
+            } catch {
+                let metadata: Logger.Metadata = ["cluster": "\(cluster ?? "")", "error": "\(String(reflecting: error))"]
+                guard clusterOptional else {
+                    logger.critical("cannot reach PostgreSQL for --cluster (add --cluster-optional to start in local-only mode)", metadata: metadata)
+                    throw ExitCode(1)
+                }
+                logger.warning("cannot reach PostgreSQL for --cluster: starting in local-only mode, reconnecting in the background", metadata: metadata)
+            }
+            let postgresBus = PostgresBroadcastBus(configuration: clusterConfiguration, logger: clusterLogger)
+            bus = postgresBus
+            clusterServices.append(postgresBus)
+            logger.info("cluster", metadata: ["node": "\(clusterConfiguration.nodeID)"])
+        }
         var endpoints = SockwayDemoEndpoints.all(
             options: options,
             engineIO: engineIO,
-            socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9))
+            socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9)),
+            bus: bus ?? InProcessBroadcastBus()
         )
         let bridge = SockwayBridgeOptions(
             tcpFraming: tcpFraming,
@@ -328,7 +374,8 @@ struct Serve: AsyncParsableCommand {
             logger.info("bridge", metadata: ["endpoints": "\(bridged.map(\.prefix).joined(separator: " "))", "upstream": "\(upstream)"])
         }
         let server = SockwayServer(configuration: configuration, logger: logger, endpoints: endpoints)
-        var services: [any Service] = [server]
+        // The bus starts before the server and stops after it (a group stops its services in reverse).
+        var services: [any Service] = clusterServices + [server]
         if let metricsPort, let registry {
             services.append(
                 SockwayPrometheusExporter(host: metricsHost, port: metricsPort, registry: registry, logger: logger) {

@@ -1,0 +1,107 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Where a publication stands in its stream's history: the history's identity (`epoch`, new whenever
+/// the history is lost) and the publication's offset in it (1, 2, 3, … without gaps).
+public struct BroadcastPosition: Sendable, Hashable, CustomStringConvertible {
+    public var epoch: String
+    public var offset: UInt64
+
+    public init(epoch: String, offset: UInt64) {
+        self.epoch = epoch
+        self.offset = offset
+    }
+
+    public var description: String { "\(epoch):\(offset)" }
+}
+
+/// One publication as a subscriber receives it.
+public struct BroadcastDelivery: Sendable {
+    /// The stream it was published on.
+    public var stream: String
+    /// Its place in the stream's history; `nil` when the bus could not record it (a cluster node
+    /// cut off from its database delivers its own publications at once, outside the history).
+    public var position: BroadcastPosition?
+    /// The node that published it.
+    public var origin: String
+    /// What the publisher passed to ``BroadcastBus/publish(_:on:)``.
+    public var payload: ByteBuffer
+
+    public init(stream: String, position: BroadcastPosition?, origin: String, payload: ByteBuffer) {
+        self.stream = stream
+        self.position = position
+        self.origin = origin
+        self.payload = payload
+    }
+}
+
+/// The fan-out every broadcast group and room goes through: a publication on a stream reaches every
+/// subscriber of that stream, on every node, in the order of the stream's history.
+///
+/// Sockway's SockJS broadcast groups and Socket.IO namespaces publish their messages here and deliver
+/// what they receive to their local members, so one process (``InProcessBroadcastBus``, the default)
+/// and several nodes sharing a database (`SockwayPostgres`) look the same to them. A stream's
+/// publications are totally ordered: every subscriber on every node receives them in the same order,
+/// and a publisher's own publications in the order it made them.
+public protocol BroadcastBus: AnyObject, Sendable {
+    /// This node's name in the cluster.
+    var nodeID: String { get }
+
+    /// Publishes `payload` on `stream`. Returns at once; may be called from any thread.
+    func publish(_ payload: ByteBuffer, on stream: String)
+
+    /// Calls `deliver` with each publication on `stream` from now on, one call at a time, in the
+    /// stream's order. Keep `deliver` short: it runs on the bus's own thread or the publisher's.
+    func subscribe(
+        to stream: String,
+        _ deliver: @escaping @Sendable (BroadcastDelivery) -> Void
+    ) -> BroadcastSubscription
+}
+
+/// A subscription to a stream; ``cancel()`` ends it (so does releasing it).
+public final class BroadcastSubscription: Sendable {
+    private let onCancel: NIOLockedValueBox<(@Sendable () -> Void)?>
+
+    public init(onCancel: @escaping @Sendable () -> Void) {
+        self.onCancel = NIOLockedValueBox(onCancel)
+    }
+
+    public func cancel() {
+        let action = onCancel.withLockedValue { action in
+            defer { action = nil }
+            return action
+        }
+        action?()
+    }
+
+    deinit { cancel() }
+}
+
+/// The subscribers of a bus's streams: registration from any thread, a snapshot per delivery.
+package struct BroadcastSubscribers: Sendable {
+    package typealias Deliver = @Sendable (BroadcastDelivery) -> Void
+    private var byStream: [String: [UInt64: Deliver]] = [:]
+    private var nextID: UInt64 = 0
+
+    package init() {}
+
+    /// Adds `deliver`; returns its id and whether it is the stream's first subscriber.
+    package mutating func add(_ deliver: @escaping Deliver, to stream: String) -> (id: UInt64, first: Bool) {
+        nextID += 1
+        let first = byStream[stream]?.isEmpty ?? true
+        byStream[stream, default: [:]][nextID] = deliver
+        return (nextID, first)
+    }
+
+    package mutating func remove(_ id: UInt64, from stream: String) {
+        byStream[stream]?[id] = nil
+        if byStream[stream]?.isEmpty == true { byStream[stream] = nil }
+    }
+
+    package func handlers(of stream: String) -> [Deliver] {
+        guard let handlers = byStream[stream] else { return [] }
+        return Array(handlers.values)
+    }
+
+    package var streams: [String] { Array(byStream.keys) }
+}

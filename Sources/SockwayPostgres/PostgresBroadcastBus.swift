@@ -1,0 +1,304 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import SockwayCluster
+
+/// The broadcast bus of a cluster: every node's publications go through an outbox in PostgreSQL.
+///
+/// A publication is a row with a dense per-stream offset (``BroadcastPosition``); `NOTIFY` only
+/// wakes the nodes, and each node reads what is new after the last offset it delivered, so a node
+/// that was away (or missed a notification) catches up from the table instead of losing what was
+/// sent meanwhile. Rows are kept for ``Configuration/retention`` and at most
+/// ``Configuration/retainedPerStream`` per stream.
+///
+/// While PostgreSQL is unreachable, the node goes on: its own publications reach its own
+/// subscribers at once (without a position) and are kept, up to ``Configuration/maxBacklog``, to be
+/// written to the outbox after reconnecting, so the other nodes get them late rather than never;
+/// the gap is logged and counted. The connection comes back with exponential backoff.
+///
+/// Run it as a `Service` (in the same `ServiceGroup` as the server, before it).
+public final class PostgresBroadcastBus: BroadcastBus, Service {
+    /// How to reach PostgreSQL and how much the outbox keeps.
+    public struct Configuration: Sendable {
+        public var connection: PostgresConnection.Configuration
+        /// This node's name: letters, digits, `.`, `_`, `-`; at most 64 characters.
+        public var nodeID: String
+        /// The `LISTEN`/`NOTIFY` channel; nodes of one cluster share it. Default `sockway`.
+        public var channel = "sockway"
+        /// How long publications stay in the outbox: a node away for longer misses the older ones.
+        /// Default 2 minutes (Socket.IO's connection-state recovery window).
+        public var retention: Duration = .seconds(120)
+        /// The most publications kept per stream. Default 10,000.
+        public var retainedPerStream = 10_000
+        /// The most publications waiting to be written (made faster than PostgreSQL takes them, or kept
+        /// while it is away). Past it the oldest are dropped from the cluster (still delivered here).
+        /// Default 65,536.
+        public var maxBacklog = 65_536
+        /// How often each node checks its streams' tops without a notification (a safety net for a
+        /// notification lost with a connection), and trims old rows every tenth time. Default 1 s.
+        public var checkInterval: Duration = .seconds(1)
+        /// The first wait before reconnecting; doubled up to ``maxReconnectDelay``, with jitter.
+        public var reconnectDelay: Duration = .milliseconds(100)
+        public var maxReconnectDelay: Duration = .seconds(5)
+
+        public init(connection: PostgresConnection.Configuration, nodeID: String) {
+            self.connection = connection
+            self.nodeID = nodeID
+        }
+
+        /// Reads `postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`
+        /// (`postgresql://` too). Without `sslmode`, TLS is off for a loopback host and preferred
+        /// otherwise.
+        public init(url: String, nodeID: String) throws(PostgresClusterError) {
+            self.init(connection: try PostgresURL.parse(url), nodeID: nodeID)
+            guard Self.isValidNodeID(nodeID) else { throw .invalidNodeID(nodeID) }
+        }
+
+        public static func isValidNodeID(_ id: String) -> Bool {
+            !id.isEmpty && id.utf8.count <= 64
+                && id.utf8.allSatisfy { byte in
+                    (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                        || byte == 0x2E || byte == 0x5F || byte == 0x2D
+                }
+        }
+    }
+
+    /// What the bus has done since it started; for tests and logs.
+    public struct Statistics: Sendable, Hashable {
+        /// Publications written to the outbox.
+        public var published = 0
+        /// Publications delivered here from the outbox, own ones included.
+        public var delivered = 0
+        /// Own publications delivered here without the outbox (it was away).
+        public var deliveredLocallyOnly = 0
+        /// Publications that never reached the outbox (backlog overflow or too old on reconnecting).
+        public var droppedFromCluster = 0
+        /// Offsets this node never delivered: trimmed before it read them, or a history lost.
+        public var missed = 0
+        /// Rows or notifications written by a newer release, ignored.
+        public var ignoredNewerVersion = 0
+        /// Rows or notifications that could not be read, ignored.
+        public var ignoredMalformed = 0
+        /// Connections made (the first included).
+        public var connections = 0
+    }
+
+    public var nodeID: String { configuration.nodeID }
+    public let configuration: Configuration
+    private let logger: Logger
+    private let eventLoopGroup: any EventLoopGroup
+    private let shared = NIOLockedValueBox(Shared())
+    private let events: AsyncStream<Event>
+    private let sink: AsyncStream<Event>.Continuation
+
+    private struct Shared {
+        var subscribers = BroadcastSubscribers()
+        var pending: [Outgoing] = []
+        var wakeQueued = false
+        var statistics = Statistics()
+        var connected = false
+        var connectedWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    struct Outgoing {
+        var stream: String
+        var payload: ByteBuffer
+        var madeAt: ContinuousClock.Instant
+        /// Delivered here already (while PostgreSQL was away).
+        var delivered = false
+    }
+
+    enum Event: Sendable {
+        case wake
+        case subscribed(String)
+        case notified(String)
+        case connected(PostgresConnection, generation: Int)
+        case disconnected(generation: Int)
+        case check
+    }
+
+    public init(
+        configuration: Configuration,
+        logger: Logger = Logger(label: "sockway.cluster"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+        (events, sink) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// Connects once, creates the outbox tables if needed and disconnects: for a clear error at
+    /// start-up when PostgreSQL cannot be reached.
+    public static func check(_ configuration: Configuration, logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+        let connection = try await PostgresConnection.connect(
+            on: eventLoopGroup.any(),
+            configuration: configuration.connection,
+            id: 0,
+            logger: logger
+        )
+        do {
+            try await PostgresOutboxSchema.create(on: connection, logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
+    public var statistics: Statistics { shared.withLockedValue { $0.statistics } }
+
+    /// Whether the bus has a working connection to PostgreSQL now.
+    public var isConnected: Bool { shared.withLockedValue { $0.connected } }
+
+    /// Returns once the bus has connected and caught up (at once if it is).
+    public func waitUntilConnected() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = shared.withLockedValue { shared -> Bool in
+                if shared.connected { return true }
+                shared.connectedWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    // MARK: BroadcastBus
+
+    public func publish(_ payload: ByteBuffer, on stream: String) {
+        let wake = shared.withLockedValue { shared -> Bool in
+            shared.pending.append(Outgoing(stream: stream, payload: payload, madeAt: .now))
+            if shared.wakeQueued { return false }
+            shared.wakeQueued = true
+            return true
+        }
+        if wake { sink.yield(.wake) }
+    }
+
+    public func subscribe(
+        to stream: String,
+        _ deliver: @escaping @Sendable (BroadcastDelivery) -> Void
+    ) -> BroadcastSubscription {
+        let (id, first) = shared.withLockedValue { $0.subscribers.add(deliver, to: stream) }
+        if first { sink.yield(.subscribed(stream)) }
+        return BroadcastSubscription { [weak self] in
+            self?.shared.withLockedValue { $0.subscribers.remove(id, from: stream) }
+        }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let worker = OutboxWorker(bus: self, logger: logger)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.maintainConnection() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.configuration.checkInterval)
+                    self.sink.yield(.check)
+                }
+            }
+            await withGracefulShutdownHandler {
+                for await event in events {
+                    await worker.handle(event)
+                }
+            } onGracefulShutdown: {
+                self.sink.finish()
+            }
+            await worker.shutDown()
+            group.cancelAll()
+        }
+    }
+
+    /// Connects, listens and reports; after a failure waits (doubling, with jitter) and connects again.
+    private func maintainConnection() async {
+        var delay = configuration.reconnectDelay
+        var generation = 0
+        var failures = 0
+        while !Task.isCancelled {
+            generation += 1
+            var connection: PostgresConnection?
+            do {
+                let made = try await PostgresConnection.connect(
+                    on: eventLoopGroup.any(),
+                    configuration: configuration.connection,
+                    id: generation,
+                    logger: logger
+                )
+                connection = made
+                try await PostgresOutboxSchema.create(on: made, logger: logger)
+                delay = configuration.reconnectDelay
+                if failures > 0 {
+                    logger.notice("cluster: reconnected to PostgreSQL", metadata: ["after_failures": "\(failures)"])
+                }
+                failures = 0
+                try await made.listen(on: configuration.channel) { notifications in
+                    sink.yield(.connected(made, generation: generation))
+                    for try await notification in notifications {
+                        sink.yield(.notified(notification.payload))
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    failures += 1
+                    let message: Logger.Message = "cluster: PostgreSQL connection failed; local delivery goes on"
+                    let metadata: Logger.Metadata = ["error": "\(String(reflecting: error))", "retry_in": "\(delay)"]
+                    if failures == 1 { logger.warning(message, metadata: metadata) } else { logger.debug(message, metadata: metadata) }
+                }
+            }
+            sink.yield(.disconnected(generation: generation))
+            try? await connection?.close()
+            guard !Task.isCancelled else { return }
+            let jitter = Double.random(in: 0.8...1.2)
+            try? await Task.sleep(for: delay * jitter)
+            delay = min(delay * 2, configuration.maxReconnectDelay)
+        }
+    }
+
+    // MARK: For the worker
+
+    func takePending() -> [Outgoing] {
+        shared.withLockedValue { shared in
+            shared.wakeQueued = false
+            defer { shared.pending.removeAll(keepingCapacity: true) }
+            return shared.pending
+        }
+    }
+
+    func handlers(of stream: String) -> [BroadcastSubscribers.Deliver] {
+        shared.withLockedValue { $0.subscribers.handlers(of: stream) }
+    }
+
+    var subscribedStreams: [String] { shared.withLockedValue { $0.subscribers.streams } }
+
+    func count(_ update: (inout Statistics) -> Void) {
+        shared.withLockedValue { update(&$0.statistics) }
+    }
+
+    func setConnected(_ connected: Bool) {
+        let waiters = shared.withLockedValue { shared -> [CheckedContinuation<Void, Never>] in
+            shared.connected = connected
+            guard connected else { return [] }
+            defer { shared.connectedWaiters.removeAll() }
+            return shared.connectedWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Why a cluster could not be set up.
+public enum PostgresClusterError: Error, Sendable, Hashable, CustomStringConvertible {
+    case invalidURL(String)
+    case invalidNodeID(String)
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
+        case .invalidNodeID(let id): "invalid node id \"\(id)\": use 1 to 64 letters, digits, '.', '_' or '-'"
+        }
+    }
+}
