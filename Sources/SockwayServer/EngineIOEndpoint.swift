@@ -82,9 +82,20 @@ final class EngineIORuntime: Sendable {
     let budget: SessionBudget
     let refusals: RefusalLog
     let meter: EndpointMeter
+    /// Put before every new session id: the node's name and `~` in a cluster, else nothing.
+    let sessionIDPrefix: String
 
-    init(endpoint: SockwayEndpoint, engineIO: EngineIOOptions, loops: [any EventLoop], budget: SessionBudget, refusals: RefusalLog, meter: EndpointMeter) {
+    init(
+        endpoint: SockwayEndpoint,
+        engineIO: EngineIOOptions,
+        loops: [any EventLoop],
+        budget: SessionBudget,
+        refusals: RefusalLog,
+        meter: EndpointMeter,
+        nodeID: String? = nil
+    ) {
         self.endpoint = endpoint
+        self.sessionIDPrefix = nodeID.map { $0 + "~" } ?? ""
         self.meter = meter
         self.engineIO = engineIO
         self.rules = EngineIORequestRules(transports: engineIO.transports)
@@ -121,7 +132,7 @@ final class EngineIORuntime: Sendable {
     /// WebSocket-only session lives on its connection's loop.
     func newSessionID(ownedBy loop: (any EventLoop)? = nil) -> String {
         while true {
-            let sid = RandomID.make()
+            let sid = sessionIDPrefix + RandomID.make()
             if let loop, store.owner(of: sid) !== loop { continue }
             return sid
         }

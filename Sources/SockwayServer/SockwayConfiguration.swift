@@ -74,6 +74,11 @@ public struct SockwayConfiguration: Sendable {
     /// Publish what the server counts (sessions, messages, bytes, refusals, HTTP statuses, compression,
     /// event-loop lag, waits) through swift-metrics. `nil` (the default): counted, not published.
     public var metrics: SockwayMetricsOptions?
+    /// This node's name in a cluster. Engine.IO session ids then start with it and `~`
+    /// (`node-a~Xk3…`), so that a load balancer can send each request of a session to the node that
+    /// holds it without shared state (HAProxy: `use-server a if { urlp(sid) -m beg a~ }`). `nil`
+    /// (the default): plain ids.
+    public var nodeID: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -98,7 +103,8 @@ public struct SockwayConfiguration: Sendable {
         localClientScriptFile: String? = nil,
         localClientScriptPath: String = "/sockjs.min.js",
         tls: SockwayTLSConfiguration? = nil,
-        metrics: SockwayMetricsOptions? = nil
+        metrics: SockwayMetricsOptions? = nil,
+        nodeID: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -123,6 +129,7 @@ public struct SockwayConfiguration: Sendable {
         self.localClientScriptPath = localClientScriptPath
         self.tls = tls
         self.metrics = metrics
+        self.nodeID = nodeID
     }
 
     var requestLimits: HTTPRequestParser.Limits {

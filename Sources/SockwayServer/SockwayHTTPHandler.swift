@@ -83,7 +83,8 @@ final class ServerRuntime: Sendable {
                 loops: loops,
                 budget: budget,
                 refusals: refusals,
-                meter: EndpointMeter(tallies: tallies, index: sockJS.count + index)
+                meter: EndpointMeter(tallies: tallies, index: sockJS.count + index),
+                nodeID: configuration.nodeID
             )
         }
         self.maxMessageBytes = endpoints.map(\.options.maxMessageBytes).max() ?? (1 << 20)

@@ -343,6 +343,7 @@ struct Serve: AsyncParsableCommand {
             let postgresBus = PostgresBroadcastBus(configuration: clusterConfiguration, logger: clusterLogger)
             bus = postgresBus
             clusterServices.append(postgresBus)
+            configuration.nodeID = clusterConfiguration.nodeID
             logger.info("cluster", metadata: ["node": "\(clusterConfiguration.nodeID)"])
         }
         var endpoints = SockwayDemoEndpoints.all(

@@ -215,6 +215,22 @@ extension InMemoryConnection {
         #expect(try connection.engineIOHandshake().utf8.count == 22)
     }
 
+    // In a cluster, a session id names its node, so a balancer can route every request of the session
+    // to it; the session still works under that id.
+    @Test func aClusterNodesSessionIDsStartWithItsName() throws {
+        var configuration = SockwayConfiguration()
+        configuration.nodeID = "node-b"
+        let server = InMemoryServer(endpoints: [.engineIO { _ in EchoDelegate() }], configuration: configuration)
+        let connection = try server.connect()
+        let sid = try connection.engineIOHandshake()
+        #expect(sid.hasPrefix("node-b~"))
+        #expect(sid.utf8.count == "node-b~".utf8.count + RandomID.length)
+        try connection.request("POST", "\(base)&sid=\(sid)", body: "4hello")
+        #expect(try connection.readResponse().body == "ok")
+        try connection.request("GET", "\(base)&sid=\(sid)")
+        #expect(try connection.readResponse().body == "4hello")
+    }
+
     @Test func theStickyCookieIsSetWhenAsked() throws {
         let server = InMemoryServer(endpoints: [.engineIO(engineIO: EngineIOOptions(cookie: "io")) { _ in EchoDelegate() }])
         let connection = try server.connect()
