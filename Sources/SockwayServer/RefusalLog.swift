@@ -16,6 +16,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case queuedBytesLimit
         case foreignOrigin
         case sessionOwnerMismatch
+        case draining
     }
 
     let kind: Kind
@@ -30,6 +31,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
     static let queuedBytesLimit = Self(kind: .queuedBytesLimit)
     static let foreignOrigin = Self(kind: .foreignOrigin)
     static let sessionOwnerMismatch = Self(kind: .sessionOwnerMismatch)
+    static let draining = Self(kind: .draining)
 
     /// A stable name for logs and metrics (`malformed_request`, `session_limit`...).
     public var name: String {
@@ -44,6 +46,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case .queuedBytesLimit: "queued_bytes_limit"
         case .foreignOrigin: "foreign_origin"
         case .sessionOwnerMismatch: "session_owner_mismatch"
+        case .draining: "draining"
         }
     }
 
@@ -59,6 +62,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case .queuedBytesLimit: "server-wide queued bytes limit reached"
         case .foreignOrigin: "origin not allowed"
         case .sessionOwnerMismatch: "session used by another client than its owner"
+        case .draining: "server draining before it stops: new sessions belong on another node"
         }
     }
 }

@@ -33,6 +33,8 @@ final class SessionBudget: Sendable {
 
     let maxSessions: Int?
     let maxSessionsPerAddress: Int?
+    /// Set once the server is draining (shutting down): no new session from then on.
+    private let drainingFlag = ManagedAtomic(false)
     /// Bytes waiting in every session's outbox.
     let queued: QueuedBytesMeter
     private let state = NIOLockedValueBox(State())
@@ -45,6 +47,7 @@ final class SessionBudget: Sendable {
 
     /// Takes a place for a session of a client at `address`, or says which bound refuses it.
     func admit(_ address: SocketAddress?) -> Result<Place, SockwayRefusal> {
+        if drainingFlag.load(ordering: .relaxed) { return .failure(.draining) }
         if queued.isOverLimit { return .failure(.queuedBytesLimit) }
         let key = address.flatMap(Self.key(for:))
         return state.withLockedValue { state in
@@ -65,6 +68,13 @@ final class SessionBudget: Sendable {
         if case .failure(let refusal) = result { refusals.log(refusal, from: address) }
         return result
     }
+
+    /// No new session from now on (the server is shutting down).
+    func startDraining() {
+        drainingFlag.store(true, ordering: .relaxed)
+    }
+
+    var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
 
     func release(_ place: Place) {
         state.withLockedValue { state in

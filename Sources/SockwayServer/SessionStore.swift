@@ -191,4 +191,19 @@ final class SessionStore<Core: SessionFace>: Sendable {
         }
         return EventLoopFuture.andAllSucceed(futures, on: loops[0])
     }
+
+    /// Closes every session at a random moment within `window` (uniformly), so that their clients do
+    /// not all reconnect elsewhere at once. Returns once every close is scheduled.
+    func closeAll(_ reason: SockwayCloseReason, spreadOver window: TimeAmount) -> EventLoopFuture<Void> {
+        guard window.nanoseconds > 0 else { return closeAll(reason) }
+        let futures = loops.map { loop in
+            loop.submit {
+                for core in self.sessions(on: loop) {
+                    let bound = NIOLoopBound(core, eventLoop: loop)
+                    loop.scheduleTask(in: .nanoseconds(Int64.random(in: 0..<window.nanoseconds))) { bound.value.close(reason) }
+                }
+            }
+        }
+        return EventLoopFuture.andAllSucceed(futures, on: loops[0])
+    }
 }

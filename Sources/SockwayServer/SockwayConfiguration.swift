@@ -14,6 +14,11 @@ public struct SockwayConfiguration: Sendable {
     public var eventLoopThreads: Int
     /// How long a graceful shutdown waits for close frames to reach clients. Default 1 s.
     public var shutdownGracePeriod: TimeAmount
+    /// A graceful shutdown's drain: new sessions are refused at once (503, close 1013; the health
+    /// check answers 503 `draining`, so a load balancer stops sending clients), and the open sessions
+    /// are closed with 1001 at random moments spread over this window, so that their clients reconnect
+    /// to the other nodes a few at a time rather than all at once. Default zero: all at once.
+    public var drainWindow: TimeAmount = .zero
     /// Serve the demo page at `/` (outside every endpoint). Default `true`.
     public var demoPage: Bool
     /// The sockjs-client script URL for the demo page; defaults to the endpoints' iframe script URL.

@@ -628,11 +628,13 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 )
             } else if let health = server.configuration.healthCheckPath, path == health[...], head.method == .GET || head.method == .HEAD {
                 // For load balancers and orchestrators: the process serves requests; how many sessions.
+                // While draining, 503: a balancer stops sending new clients here.
+                let draining = server.budget.isDraining
                 respond(
                     SockJSResponse(
-                        status: 200,
+                        status: draining ? 503 : 200,
                         headers: [SockJSHeader("Content-Type", "application/json"), SockJSHeader("Cache-Control", "no-store")],
-                        body: "{\"status\":\"ok\",\"sessions\":\(server.budget.sessions)}"
+                        body: "{\"status\":\"\(draining ? "draining" : "ok")\",\"sessions\":\(server.budget.sessions)}"
                     ),
                     context: context
                 )

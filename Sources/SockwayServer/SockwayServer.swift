@@ -73,13 +73,30 @@ public final class SockwayServer: Service, Sendable {
 
     /// Closes every open session of every endpoint with `code` and `reason`.
     public func closeAllSessions(code: Int = 1001, reason: String = "Server shutting down") async {
+        await closeAllSessions(code: code, reason: reason, spreadOver: .zero)
+    }
+
+    private func closeAllSessions(code: Int, reason: String, spreadOver window: TimeAmount) async {
         let close = SockJSCloseReason(code: code, reason: reason)
         for endpoint in runtime.endpoints {
-            try? await endpoint.store.closeAll(close).get()
+            try? await endpoint.store.closeAll(close, spreadOver: window).get()
         }
         for endpoint in runtime.engineIOEndpoints {
-            try? await endpoint.store.closeAll(close).get()
+            try? await endpoint.store.closeAll(close, spreadOver: window).get()
         }
+    }
+
+    /// The drain of a graceful shutdown: no new session; the open ones closed over
+    /// ``SockwayConfiguration/drainWindow``; then any left (all, without a window).
+    private func drain() async {
+        runtime.budget.startDraining()
+        let window = configuration.drainWindow
+        if window.nanoseconds > 0 {
+            logger.info("draining: closing the open sessions over the drain window", metadata: ["sessions": "\(runtime.budget.sessions)", "window": "\(window)"])
+            await closeAllSessions(code: 1001, reason: "Server shutting down", spreadOver: window)
+            try? await Task.sleep(for: .nanoseconds(window.nanoseconds))
+        }
+        await closeAllSessions()
     }
 
     public func run() async throws {
@@ -117,7 +134,7 @@ public final class SockwayServer: Service, Sendable {
             try await channel.closeFuture.get()
         } onCancelOrGracefulShutdown: {
             Task {
-                await self.closeAllSessions()
+                await self.drain()
                 try? await Task.sleep(for: .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds))
                 try? await channel.close()
             }

@@ -160,6 +160,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's name in the cluster (letters, digits, '.', '_', '-'; at most 64); needed with --cluster.")
     var nodeID: String?
 
+    @Option(name: .customLong("drain-window"), help: "On SIGTERM: refuse new sessions (health check 503) and close the open ones with 1001 at random moments over this many seconds, so their clients move to other nodes a few at a time (default 0: all at once).")
+    var drainWindow: Double = 0
+
     @Flag(name: .customLong("cluster-optional"), help: "With --cluster: start even when PostgreSQL cannot be reached (local delivery only until it can), instead of exiting with status 1.")
     var clusterOptional = false
 
@@ -211,6 +214,7 @@ struct Serve: AsyncParsableCommand {
         }
         _ = try bridgedRoutes()
         _ = try clusterConfiguration()
+        guard drainWindow >= 0 && drainWindow < 86_400 else { throw ValidationError("--drain-window must be between 0 and 86400 seconds") }
     }
 
     /// `--cluster` and `--node-id` as the bus's configuration; `nil` without `--cluster`.
@@ -308,6 +312,7 @@ struct Serve: AsyncParsableCommand {
             localClientScriptFile: localScript
         )
         if let threads { configuration.eventLoopThreads = threads }
+        configuration.drainWindow = .nanoseconds(Int64(drainWindow * 1e9))
         let registry = metricsPort.map { _ in PrometheusCollectorRegistry() }
         if let registry {
             configuration.metrics = SockwayMetricsOptions(factory: SockwayPrometheusExporter.makeFactory(registry: registry))

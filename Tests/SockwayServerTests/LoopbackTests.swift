@@ -194,6 +194,51 @@ func withLoopbackServer(
         }
     }
 
+    // A drain window: new sessions and the health check are refused at once, and the open sessions
+    // get their 1001 at moments spread over the window, not all together.
+    @Test func aDrainClosesSessionsSpreadOverItsWindow() async throws {
+        var configuration = SockwayConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 2)
+        configuration.drainWindow = .milliseconds(800)
+        configuration.shutdownGracePeriod = .milliseconds(100)
+        try await withLoopbackServer(configuration: configuration, endpoints: SockwayDemoEndpoints.all()) { _, port, group in
+            var streams: [LoopbackClient] = []
+            for index in 0..<12 {
+                let stream = try LoopbackClient(port: port)
+                stream.request("POST", "/echo/000/d\(index)/xhr_streaming")
+                _ = await blocking { stream.read { $0.contains("o\n") } }
+                streams.append(stream)
+            }
+            let started = ContinuousClock.now
+            // A thread each: twelve blocking reads at once would wait in line for Dispatch's few threads.
+            let readers = streams.map { stream in
+                Task {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Duration?, Never>) in
+                        Thread {
+                            let rest = stream.read { $0.contains("c[") }
+                            continuation.resume(returning: rest.contains(#"c[1001,"Server shutting down"]"#) ? ContinuousClock.now - started : nil)
+                        }.start()
+                    }
+                }
+            }
+            await group.triggerGracefulShutdown()
+            try await Task.sleep(for: .milliseconds(50))
+            let health = try LoopbackClient(port: port)
+            health.request("GET", "/healthz")
+            let healthResponse = await blocking { health.read { $0.contains("}") } }
+            #expect(healthResponse.hasPrefix("HTTP/1.1 503"))
+            #expect(healthResponse.contains(#""status":"draining""#))
+            let newcomer = try LoopbackClient(port: port)
+            newcomer.request("POST", "/echo/000/late/xhr")
+            #expect(await blocking { newcomer.read { $0.contains("\r\n\r\n") } }.hasPrefix("HTTP/1.1 503"))
+            var closedAt: [Duration?] = []
+            for reader in readers { closedAt.append(await reader.value) }
+            let times = closedAt.compactMap { $0 }.sorted()
+            #expect(times.count == 12)
+            // Twelve uniform moments in 800 ms span less than 200 ms with a probability of about 1e-5.
+            if let first = times.first, let last = times.last { #expect(last - first > .milliseconds(200)) }
+        }
+    }
+
     // Sends from another thread are batched into one hop and keep their order.
     @Test func offLoopSendsKeepOrder() async throws {
         let sessions = NIOLockedValueBox<[SockwaySession]>([])
