@@ -9,7 +9,7 @@ import SockwayCluster
 
 /// The broadcast bus of a cluster: every node's publications go through an outbox in PostgreSQL.
 ///
-/// A publication is a row with a dense per-stream offset (``BroadcastPosition``); `NOTIFY` only
+/// A publication is a row with a dense per-stream offset (`BroadcastPosition`); `NOTIFY` only
 /// wakes the nodes, and each node reads what is new after the last offset it delivered, so a node
 /// that was away (or missed a notification) catches up from the table instead of losing what was
 /// sent meanwhile. Rows are kept for ``Configuration/retention`` and at most

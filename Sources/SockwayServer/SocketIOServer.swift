@@ -33,8 +33,8 @@ public final class SocketIOServer: Sendable {
     public let bus: any BroadcastBus
     private let namespaces = NIOLockedValueBox<[String: SocketIONamespace]>([:])
 
-    /// - Parameter bus: the fan-out of broadcasts and rooms; pass a cluster's bus (`SockwayPostgres`)
-    ///   so that an emit to a room reaches its members on every node. Default: this process only.
+    /// `bus` carries the broadcasts and rooms: pass a cluster's bus (`SockwayPostgres`) so that an emit
+    /// to a room reaches its members on every node. Default: this process only.
     public init(
         path: String = "/socket.io",
         options: SockwayEndpointOptions = .init(),
@@ -423,7 +423,7 @@ public final class SocketIOSocket: Sendable {
     }
 
     /// Puts the socket in `room`. Returns `false`, and does nothing, when the name is empty or longer
-    /// than ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    /// than `BroadcastWire.maxNameBytes` (256) UTF-8 bytes.
     @discardableResult
     public func join(_ room: String) -> Bool {
         guard BroadcastWire.isValidName(room) else { return false }

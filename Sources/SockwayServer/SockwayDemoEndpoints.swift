@@ -7,7 +7,7 @@ import SockwaySocketIO
 /// Sessions that receive every message sent to the group (a chat room, a topic), on every node of
 /// its bus.
 ///
-/// Thread-safe. Messages go through the bus (``InProcessBroadcastBus`` unless another is given), so
+/// Thread-safe. Messages go through the bus (`InProcessBroadcastBus` unless another is given), so
 /// every member, on this node and on the others sharing the bus, receives the group's messages in
 /// one order, encoded once per node.
 public final class SockwayBroadcastGroup: Sendable {
@@ -26,7 +26,7 @@ public final class SockwayBroadcastGroup: Sendable {
 
     /// The group `name` on `bus`: groups of the same name on every node of a cluster are one group.
     /// Throws ``SockwayBroadcastGroupError/invalidName`` for an empty name or one longer than
-    /// ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    /// `BroadcastWire.maxNameBytes` (256) UTF-8 bytes.
     public init(name: String, bus: any BroadcastBus) throws(SockwayBroadcastGroupError) {
         guard BroadcastWire.isValidName(name) else { throw .invalidName }
         self.name = name
@@ -61,7 +61,7 @@ public final class SockwayBroadcastGroup: Sendable {
 
 /// Why a broadcast group could not be made.
 public enum SockwayBroadcastGroupError: Error, Sendable, Hashable {
-    /// Empty, or longer than ``BroadcastWire/maxNameBytes`` UTF-8 bytes.
+    /// Empty, or longer than `BroadcastWire.maxNameBytes` (256) UTF-8 bytes.
     case invalidName
 }
 
