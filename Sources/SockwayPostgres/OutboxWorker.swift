@@ -21,6 +21,8 @@ final class OutboxWorker {
     private var awayDeliveredLocally = 0
     private var awayDropped = 0
     private var loggedNewerVersion = false
+    private var nextHeartbeat = ContinuousClock.now
+    private let startedAt = ContinuousClock.now
 
     /// Rows read per query while catching up.
     private static let readLimit = 1000
@@ -49,12 +51,24 @@ final class OutboxWorker {
             if generation == self.generation, connection != nil { lose(nil) }
         case .check:
             await attempt { try await self.check() }
+            if ContinuousClock.now >= nextHeartbeat { await attempt { try await self.heartbeat() } }
+        case .nodes(let continuation):
+            do {
+                continuation.resume(returning: try await nodes())
+            } catch {
+                continuation.resume(throwing: error is OutboxUnavailable ? PostgresClusterError.unavailable : error)
+                if !(error is OutboxUnavailable) { lose(error) }
+            }
         }
     }
 
     func shutDown() async {
         await publishPending()
-        if let connection { try? await connection.close() }
+        if let connection {
+            // Leaving: out of the registry at once rather than after three missed heartbeats.
+            _ = try? await connection.query("DELETE FROM sockway_nodes WHERE node_id = \(bus.nodeID)", logger: logger)
+            try? await connection.close()
+        }
         connection = nil
         bus.setConnected(false)
     }
@@ -251,6 +265,7 @@ final class OutboxWorker {
     /// Right after connecting: cursors for new streams, what others published while this node was
     /// away, then what this node kept for the outbox meanwhile.
     private func catchUp() async throws {
+        try await heartbeat()
         try await startStreams()
         try await check()
         try await flushBacklog()
@@ -307,6 +322,49 @@ final class OutboxWorker {
                 logger: logger
             )
         }
+    }
+
+    // MARK: Registry
+
+    /// Writes this node's row: address, wire version, session count, heartbeat time.
+    private func heartbeat() async throws {
+        guard let connection else { return }
+        let configuration = bus.configuration
+        let startedSecondsAgo = (ContinuousClock.now - startedAt).components.seconds
+        try await connection.query(
+            """
+            INSERT INTO sockway_nodes (node_id, address, wire_version, started_at, heartbeat_at, sessions)
+            VALUES (\(bus.nodeID), \(configuration.advertisedAddress), \(Int(BroadcastWire.version)), \
+            clock_timestamp() - make_interval(secs => \(Double(startedSecondsAgo))), clock_timestamp(), \(bus.sessionCount))
+            ON CONFLICT (node_id) DO UPDATE SET address = EXCLUDED.address, wire_version = EXCLUDED.wire_version, \
+            heartbeat_at = EXCLUDED.heartbeat_at, sessions = EXCLUDED.sessions
+            """,
+            logger: logger
+        )
+        nextHeartbeat = ContinuousClock.now + configuration.heartbeatInterval
+    }
+
+    private func nodes() async throws -> [ClusterNode] {
+        guard let connection else { throw OutboxUnavailable() }
+        return try await Self.nodes(on: connection, heartbeatInterval: bus.configuration.heartbeatInterval, logger: logger)
+    }
+
+    /// The registry's live nodes: heard of within three heartbeat intervals.
+    static func nodes(on connection: PostgresConnection, heartbeatInterval interval: Duration, logger: Logger) async throws -> [ClusterNode] {
+        let window = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let rows = try await connection.query(
+            """
+            SELECT node_id, address, wire_version, sessions, \
+            EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at)::float8 FROM sockway_nodes \
+            WHERE heartbeat_at > clock_timestamp() - make_interval(secs => \(window * 3)) ORDER BY node_id
+            """,
+            logger: logger
+        )
+        var nodes: [ClusterNode] = []
+        for try await (id, address, version, sessions, age) in rows.decode((String, String?, Int, Int, Double).self) {
+            nodes.append(ClusterNode(id: id, address: address, wireVersion: version, sessions: sessions, heartbeatAge: .milliseconds(Int64(age * 1000))))
+        }
+        return nodes
     }
 
     private func tops(of streams: [String]) async throws -> [String: (epoch: String, top: UInt64)] {

@@ -41,6 +41,12 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         /// How often each node checks its streams' tops without a notification (a safety net for a
         /// notification lost with a connection), and trims old rows every tenth time. Default 1 s.
         public var checkInterval: Duration = .seconds(1)
+        /// Where other nodes and tools reach this node (`http://10.0.0.5:8080`), kept in the registry.
+        /// Default `nil`.
+        public var advertisedAddress: String?
+        /// How often the node refreshes its row in the registry (`sockway_nodes`); a node not heard of
+        /// for three intervals counts as gone. Default 2 s.
+        public var heartbeatInterval: Duration = .seconds(2)
         /// The first wait before reconnecting; doubled up to ``maxReconnectDelay``, with jitter.
         public var reconnectDelay: Duration = .milliseconds(100)
         public var maxReconnectDelay: Duration = .seconds(5)
@@ -97,6 +103,7 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
 
     private struct Shared {
         var subscribers = BroadcastSubscribers()
+        var sessionCount: (@Sendable () -> Int)?
         var pending: [Outgoing] = []
         var wakeQueued = false
         var statistics = Statistics()
@@ -119,6 +126,7 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         case connected(PostgresConnection, generation: Int)
         case disconnected(generation: Int)
         case check
+        case nodes(CheckedContinuation<[ClusterNode], any Error>)
     }
 
     public init(
@@ -151,6 +159,47 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
     }
 
     public var statistics: Statistics { shared.withLockedValue { $0.statistics } }
+
+    /// The live nodes of the cluster that `configuration` names, read on a connection of its own
+    /// (for tools: nothing is registered, nothing listened to).
+    public static func liveNodes(
+        _ configuration: Configuration,
+        logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> [ClusterNode] {
+        let connection = try await PostgresConnection.connect(
+            on: eventLoopGroup.any(),
+            configuration: configuration.connection,
+            id: 0,
+            logger: logger
+        )
+        do {
+            let nodes = try await OutboxWorker.nodes(on: connection, heartbeatInterval: configuration.heartbeatInterval, logger: logger)
+            try await connection.close()
+            return nodes
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// What this node reports in its heartbeat as its session count (the server's, say:
+    /// `bus.reportSessions { server.sessionCount }`).
+    public func reportSessions(_ count: @escaping @Sendable () -> Int) {
+        shared.withLockedValue { $0.sessionCount = count }
+    }
+
+    var sessionCount: Int { shared.withLockedValue { $0.sessionCount }?() ?? 0 }
+
+    /// The nodes of the cluster that are alive (heard of within three heartbeat intervals), from the
+    /// registry: their names, addresses, session counts. Throws while PostgreSQL is unreachable.
+    public func nodes() async throws -> [ClusterNode] {
+        try await withCheckedThrowingContinuation { continuation in
+            if case .terminated = sink.yield(.nodes(continuation)) {
+                continuation.resume(throwing: PostgresClusterError.unavailable)
+            }
+        }
+    }
 
     /// Whether the bus has a working connection to PostgreSQL now.
     public var isConnected: Bool { shared.withLockedValue { $0.connected } }
@@ -290,15 +339,29 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
     }
 }
 
+/// A node of the cluster as the registry knows it.
+public struct ClusterNode: Sendable, Hashable {
+    public var id: String
+    public var address: String?
+    /// The publication format it writes (``BroadcastWire/version`` of its release).
+    public var wireVersion: Int
+    public var sessions: Int
+    /// How long ago its last heartbeat was written, as PostgreSQL's clock sees it.
+    public var heartbeatAge: Duration
+}
+
 /// Why a cluster could not be set up.
 public enum PostgresClusterError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidURL(String)
     case invalidNodeID(String)
+    /// No connection to PostgreSQL now (or the bus has stopped).
+    case unavailable
 
     public var description: String {
         switch self {
         case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
         case .invalidNodeID(let id): "invalid node id \"\(id)\": use 1 to 64 letters, digits, '.', '_' or '-'"
+        case .unavailable: "PostgreSQL is not reachable now"
         }
     }
 }

@@ -7,6 +7,8 @@ import PostgresNIO
 ///   anew, i.e. when the history was lost) and its top offset. Publishing updates the row, so
 ///   publishers of one stream commit one after another and offsets are dense and in commit order.
 /// - `sockway_publications`: the outbox rows, kept for a bounded time and count.
+/// - `sockway_nodes`: the registry: each node's address, wire version and session count, refreshed by
+///   its heartbeat; a node whose heartbeat is older than three intervals is gone.
 /// - `sockway_publish(stream, origin, payloads, keep, channel)`: appends a batch, trims the stream to
 ///   `keep` rows, and `NOTIFY`s `channel` with `version epoch top origin stream` (no payload: the
 ///   notification only wakes the nodes).
@@ -33,6 +35,16 @@ enum PostgresOutboxSchema {
         )
         """,
         "CREATE INDEX IF NOT EXISTS sockway_publications_created_at ON sockway_publications (created_at)",
+        """
+        CREATE TABLE IF NOT EXISTS sockway_nodes (
+            node_id text PRIMARY KEY,
+            address text,
+            wire_version int NOT NULL,
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            sessions bigint NOT NULL DEFAULT 0
+        )
+        """,
         // Large payloads out of line but not compressed: pglz on every publication of a few KiB cost
         // PostgreSQL most of its CPU in the bench, for rows that live two minutes.
         "ALTER TABLE sockway_publications ALTER COLUMN payload SET STORAGE EXTERNAL",

@@ -345,6 +345,8 @@ struct Serve: AsyncParsableCommand {
                 }
                 logger.warning("cannot reach PostgreSQL for --cluster: starting in local-only mode, reconnecting in the background", metadata: metadata)
             }
+            var clusterConfiguration = clusterConfiguration
+            clusterConfiguration.advertisedAddress = "\(tlsCert == nil ? "http" : "https")://\(host):\(port)"
             let postgresBus = PostgresBroadcastBus(configuration: clusterConfiguration, logger: clusterLogger)
             bus = postgresBus
             clusterServices.append(postgresBus)
@@ -380,6 +382,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("bridge", metadata: ["endpoints": "\(bridged.map(\.prefix).joined(separator: " "))", "upstream": "\(upstream)"])
         }
         let server = SockwayServer(configuration: configuration, logger: logger, endpoints: endpoints)
+        (bus as? PostgresBroadcastBus)?.reportSessions { server.sessionCount }
         // The bus starts before the server and stops after it (a group stops its services in reverse).
         var services: [any Service] = clusterServices + [server]
         if let metricsPort, let registry {

@@ -6,7 +6,7 @@ import SockwayConfigFile
 struct Sockway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A SockJS-compatible transport-fallback gateway.",
-        subcommands: [Serve.self, Bench.self, Soak.self, Probe.self],
+        subcommands: [Serve.self, Bench.self, Soak.self, Probe.self, Nodes.self],
         defaultSubcommand: Serve.self
     )
 

@@ -257,6 +257,34 @@ struct PostgresBroadcastBusTests {
         }
     }
 
+    // The registry: each node's row (address, session count) refreshed by its heartbeat, readable from
+    // any node and by a tool; a node that leaves is gone from it at once.
+    @Test func theRegistryListsTheLiveNodesWithTheirSessions() async throws {
+        let prefix = "reg-" + UUID().uuidString.prefix(8).lowercased()
+        try await withNodes(["\(prefix)-1", "\(prefix)-2"], configure: {
+            $0.heartbeatInterval = .milliseconds(200)
+            $0.checkInterval = .milliseconds(100)
+            $0.advertisedAddress = "http://127.0.0.1:1/" + $0.nodeID
+        }) { nodes in
+            nodes[0].reportSessions { 3 }
+            nodes[1].reportSessions { 5 }
+            try await Task.sleep(for: .milliseconds(600))
+            let seen = try await nodes[1].nodes().filter { $0.id.hasPrefix(prefix) }
+            #expect(seen.map(\.id) == ["\(prefix)-1", "\(prefix)-2"])
+            #expect(seen.map(\.sessions) == [3, 5])
+            #expect(seen.first?.address == "http://127.0.0.1:1/\(prefix)-1")
+            #expect(seen.allSatisfy { $0.heartbeatAge < .seconds(1) && $0.wireVersion == Int(BroadcastWire.version) })
+            let configuration = nodes[0].configuration
+            let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            let fromTool = try await PostgresBroadcastBus.liveNodes(configuration, logger: logger).filter { $0.id.hasPrefix(prefix) }
+            #expect(fromTool.map(\.sessions) == [3, 5])
+        }
+        let configuration = try PostgresBroadcastBus.Configuration(url: try #require(TestDatabase.url), nodeID: "tool")
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let after = try await PostgresBroadcastBus.liveNodes(configuration, logger: logger).filter { $0.id.hasPrefix(prefix) }
+        #expect(after.isEmpty)
+    }
+
     // Unreachable at start-up: the check fails with the connection error.
     @Test func theStartUpCheckFailsWhenPostgreSQLCannotBeReached() async throws {
         let closed = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
