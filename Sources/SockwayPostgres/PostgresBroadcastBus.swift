@@ -143,6 +143,18 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
     /// Connects once, creates the outbox tables if needed and disconnects: for a clear error at
     /// start-up when PostgreSQL cannot be reached.
     public static func check(_ configuration: Configuration, logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+        try await withConnection(configuration, logger: logger, eventLoopGroup: eventLoopGroup) { connection in
+            try await PostgresOutboxSchema.create(on: connection, logger: logger)
+        }
+    }
+
+    /// Runs `body` on a connection of its own, closed after.
+    private static func withConnection<Result>(
+        _ configuration: Configuration,
+        logger: Logger,
+        eventLoopGroup: any EventLoopGroup,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
         let connection = try await PostgresConnection.connect(
             on: eventLoopGroup.any(),
             configuration: configuration.connection,
@@ -150,12 +162,13 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
             logger: logger
         )
         do {
-            try await PostgresOutboxSchema.create(on: connection, logger: logger)
+            let result = try await body(connection)
+            try await connection.close()
+            return result
         } catch {
             try? await connection.close()
             throw error
         }
-        try await connection.close()
     }
 
     public var statistics: Statistics { shared.withLockedValue { $0.statistics } }
@@ -167,19 +180,8 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> [ClusterNode] {
-        let connection = try await PostgresConnection.connect(
-            on: eventLoopGroup.any(),
-            configuration: configuration.connection,
-            id: 0,
-            logger: logger
-        )
-        do {
-            let nodes = try await OutboxWorker.nodes(on: connection, heartbeatInterval: configuration.heartbeatInterval, logger: logger)
-            try await connection.close()
-            return nodes
-        } catch {
-            try? await connection.close()
-            throw error
+        try await withConnection(configuration, logger: logger, eventLoopGroup: eventLoopGroup) { connection in
+            try await OutboxWorker.nodes(on: connection, heartbeatInterval: configuration.heartbeatInterval, logger: logger)
         }
     }
 

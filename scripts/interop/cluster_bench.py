@@ -60,6 +60,14 @@ async def connect(session, base):
     return await session.ws_connect(ws_url(base), max_msg_size=0, autoping=True)
 
 
+async def drain(sender):
+    """Reads what the room sends back to the sender (it is a member too) until its socket closes."""
+    while True:
+        message = await sender.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return
+
+
 async def latency(session, sender_base, receiver_base, rate, seconds):
     sender = await connect(session, sender_base)
     receiver = await connect(session, receiver_base)
@@ -77,14 +85,8 @@ async def latency(session, sender_base, receiver_base, rate, seconds):
             if parts[0] == tag:
                 samples.append((time.monotonic_ns() - int(parts[1])) / 1e6)
 
-    async def drain_sender():
-        while True:
-            message = await sender.receive()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                return
-
     receiving = asyncio.create_task(receive())
-    draining = asyncio.create_task(drain_sender())
+    draining = asyncio.create_task(drain(sender))
     start = time.monotonic()
     for index in range(count):
         await sender.send_str(f"{tag} {time.monotonic_ns()} {index}")
@@ -124,14 +126,8 @@ async def throughput(session, sender_base, receiver_base, burst, size, pids, win
                 if received % 10 == 0:
                     progressed.set()
 
-    async def drain_sender():
-        while True:
-            message = await sender.receive()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                return
-
     receiving = asyncio.create_task(receive())
-    draining = asyncio.create_task(drain_sender())
+    draining = asyncio.create_task(drain(sender))
     cpu_before = {name: cpu_seconds(group) for name, group in pids.items()}
     start = time.monotonic()
     # At most `window` messages and 1 MiB ahead: the sessions' outboxes are bounded (1013 past them).
