@@ -345,7 +345,7 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
 public struct ClusterNode: Sendable, Hashable {
     public var id: String
     public var address: String?
-    /// The publication format it writes (``BroadcastWire/version`` of its release).
+    /// The publication format it writes (`BroadcastWire.version` of its release).
     public var wireVersion: Int
     public var sessions: Int
     /// How long ago its last heartbeat was written, as PostgreSQL's clock sees it.
