@@ -79,17 +79,25 @@ final class OutboxWorker {
         let pending = bus.takePending()
         guard !pending.isEmpty else { return }
         guard connection != nil else { return deliverHereOnly(pending) }
-        let groups = Self.byStream(pending)
+        if let failure = await writeByStream(pending) {
+            lose(failure.error)
+            // What was not written is delivered here and kept for later.
+            deliverHereOnly(failure.unwritten)
+        }
+    }
+
+    /// Writes `items`, one call per stream in order of first use; on a failure, what was not written
+    /// (from the failing stream on) and why.
+    private func writeByStream(_ items: [PostgresBroadcastBus.Outgoing]) async -> (unwritten: [PostgresBroadcastBus.Outgoing], error: any Error)? {
+        let groups = Self.byStream(items)
         for (index, group) in groups.enumerated() {
             do {
                 try await write(group.items, on: group.stream)
             } catch {
-                lose(error)
-                // What was not written is delivered here and kept for later.
-                deliverHereOnly(groups[index...].flatMap(\.items))
-                return
+                return (groups[index...].flatMap(\.items), error)
             }
         }
+        return nil
     }
 
     /// Groups `items` by stream, each group in publication order, the groups in order of first use.
@@ -174,14 +182,9 @@ final class OutboxWorker {
             bus.count { $0.droppedFromCluster += dropped }
         }
         backlog.removeAll()
-        let groups = Self.byStream(kept)
-        for (index, group) in groups.enumerated() {
-            do {
-                try await write(group.items, on: group.stream)
-            } catch {
-                backlog = groups[index...].flatMap(\.items)
-                throw error
-            }
+        if let failure = await writeByStream(kept) {
+            backlog = failure.unwritten
+            throw failure.error
         }
     }
 
