@@ -247,6 +247,12 @@ let package = Package(
             ],
             swiftSettings: strictSwift6
         ),
+        // Test helpers shared by several test targets.
+        .target(
+            name: "SockwayTestSupport",
+            path: "Tests/SockwayTestSupport",
+            swiftSettings: strictSwift6
+        ),
         .testTarget(
             name: "SockwayConfigFileTests",
             dependencies: ["SockwayConfigFile", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -260,6 +266,7 @@ let package = Package(
         .testTarget(
             name: "SockwayPostgresTests",
             dependencies: [
+                "SockwayTestSupport",
                 "SockwayPostgres",
                 "SockwayCluster",
                 "SockwayServer",
@@ -300,6 +307,7 @@ let package = Package(
         .testTarget(
             name: "SockwayBenchTests",
             dependencies: [
+                "SockwayTestSupport",
                 "SockwayBench",
                 "SockwayClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -323,6 +331,7 @@ let package = Package(
         .testTarget(
             name: "SockwayBridgeTests",
             dependencies: [
+                "SockwayTestSupport",
                 "SockwayBridge",
                 "SockwayCore",
                 "SockwayServer",

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 @testable import SockwayBench
 import SockwayClient
+import SockwayTestSupport
 import Testing
 
 /// A transport that echoed every message in `rtt` ms.
@@ -174,13 +175,14 @@ private func row(_ results: [ProbeResult], _ transport: SockwayClientTransport) 
 
     // Against nothing: every transport fails fast, none works.
     @Test func nothingListening() async throws {
-        let port = try BenchRunner.freePort()
-        var options = ProbeOptions(url: "http://127.0.0.1:\(port)/echo")
+        let refusing = try RefusingPort()
+        var options = ProbeOptions(url: "http://127.0.0.1:\(refusing.port)/echo")
         options.timeout = .seconds(2)
         options.messages = 3
         let report = await ProbeRunner(options: options).run()
         #expect(report.results.count == SockwayClientTransport.sockJS.count)
         #expect(!report.anyWorked)
         #expect(report.recommended == nil)
+        withExtendedLifetime(refusing) {}
     }
 }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -9,6 +6,7 @@ import SockwayBridge
 import SockwayClient
 import SockwayCore
 import SockwayServer
+import SockwayTestSupport
 import Testing
 
 /// Runs servers with `endpoints` (each a list) on free loopback ports, and `body` with their ports.
@@ -72,27 +70,6 @@ private func echo(_ sent: [String], over session: SockwayClientSession) async ->
 }
 
 /// Waits until the session has closed, and returns why.
-/// A TCP socket bound to a free loopback port, not listening: connecting to it is refused.
-private func boundNotListening() throws -> (socket: Int32, port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-            bind(fd, generic, length) == 0 && getsockname(fd, generic, &length) == 0
-        }
-    }
-    guard bound else {
-        close(fd)
-        throw IOError(errnoCode: errno, reason: "bind")
-    }
-    return (fd, Int(UInt16(bigEndian: address.sin_port)))
-}
-
 private func closeReason(of session: SockwayClientSession) async -> SockwayCloseReason? {
     var iterator = session.messages.makeAsyncIterator()
     while await iterator.next() != nil {}
@@ -156,10 +133,8 @@ private func closeReason(of session: SockwayClientSession) async -> SockwayClose
     // Nothing listens upstream: the session opens, retries with back-off until the connect timeout,
     // then closes with 1014 and the cause; a WebSocket upstream that refuses the handshake likewise.
     @Test func unreachableUpstreamClosesWithTheCause() async throws {
-        // A port bound but not listening refuses connections, and stays ours while the test runs (a port
-        // merely closed again could be taken by a parallel test's server meanwhile).
-        let (socket, port) = try boundNotListening()
-        defer { close(socket) }
+        let refusing = try RefusingPort()
+        let port = refusing.port
         try await withServers([SockwayDemoEndpoints.all()]) { upstreamPorts in
             let options = SockwayBridgeOptions(connectTimeout: .milliseconds(800), initialBackoff: .milliseconds(50))
             try await withServers([[
@@ -175,5 +150,6 @@ private func closeReason(of session: SockwayClientSession) async -> SockwayClose
                 #expect(reason?.reason.contains("handshake refused") == true)
             }
         }
+        withExtendedLifetime(refusing) {}
     }
 }

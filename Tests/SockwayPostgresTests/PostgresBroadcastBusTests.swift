@@ -11,6 +11,7 @@ import ServiceLifecycle
 import SockwayClient
 import SockwayCluster
 import SockwayServer
+import SockwayTestSupport
 import Testing
 
 @testable import SockwayPostgres
@@ -287,14 +288,12 @@ struct PostgresBroadcastBusTests {
 
     // Unreachable at start-up: the check fails with the connection error.
     @Test func theStartUpCheckFailsWhenPostgreSQLCannotBeReached() async throws {
-        let closed = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(closed.localAddress?.port)
-        try await closed.close()
-        var configuration = try PostgresBroadcastBus.Configuration(url: "postgres://nobody@127.0.0.1:\(port)/none", nodeID: "a")
+        let refusing = try RefusingPort()
+        var configuration = try PostgresBroadcastBus.Configuration(url: "postgres://nobody@127.0.0.1:\(refusing.port)/none", nodeID: "a")
         configuration.connection.options.connectTimeout = .seconds(2)
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         await #expect(throws: (any Error).self) { try await PostgresBroadcastBus.check(configuration, logger: logger) }
+        withExtendedLifetime(refusing) {}
     }
 
     private func rowCount(of stream: String) async throws -> Int {
