@@ -250,6 +250,7 @@ let package = Package(
         // Test helpers shared by several test targets.
         .target(
             name: "SockwayTestSupport",
+            dependencies: ["SockwayClient", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Tests/SockwayTestSupport",
             swiftSettings: strictSwift6
         ),
@@ -318,6 +319,7 @@ let package = Package(
         .testTarget(
             name: "SockwayClientTests",
             dependencies: [
+                "SockwayTestSupport",
                 "SockwayClient",
                 "SockwayServer",
                 "SockwaySockJS",

@@ -13,6 +13,23 @@ public struct BroadcastPosition: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(epoch):\(offset)" }
+
+    /// Reads what ``description`` wrote (`epoch:offset`); `nil` for anything else.
+    public init?(_ text: some StringProtocol) {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            let offset = UInt64(text[text.index(after: colon)...])
+        else { return nil }
+        self.init(epoch: String(text[..<colon]), offset: offset)
+    }
+}
+
+/// What a bus still has of a stream's past (``BroadcastBus/history(of:after:limit:)``).
+public enum BroadcastHistory: Sendable {
+    /// Every publication after the position, in the stream's order; empty when there is none.
+    case publications([BroadcastDelivery])
+    /// Not every one of them can be had: trimmed, from another epoch, more than the limit, or the
+    /// bus keeps no history (or cannot reach it now).
+    case unavailable
 }
 
 /// One publication as a subscriber receives it.
@@ -56,6 +73,29 @@ public protocol BroadcastBus: AnyObject, Sendable {
         to stream: String,
         _ deliver: @escaping @Sendable (BroadcastDelivery) -> Void
     ) -> BroadcastSubscription
+
+    // MARK: Recovery
+
+    /// The publications of `stream` after `position`, all of them or `.unavailable` (also when more
+    /// than `limit` follow). What a client that was away missed; it may include publications this
+    /// node is about to deliver, so compare positions.
+    func history(of stream: String, after position: BroadcastPosition, limit: Int) async -> BroadcastHistory
+
+    /// Records the state of an open session of this node under `key` (replacing an earlier record), so
+    /// that a node can resume it within `window` of its end, even when this node dies without a word.
+    func keepSession(_ record: ByteBuffer, key: String, window: Duration)
+
+    /// The session of `key` ended here with a loss of connection: its record can be taken, by any
+    /// node, until its window has passed.
+    func parkSession(key: String)
+
+    /// The session of `key` ended for good: its record goes.
+    func forgetSession(key: String)
+
+    /// Takes (removes and returns) the record of `key` if its session can be resumed: parked and
+    /// within its window, or open on a node that is gone (its window counted from the node's last
+    /// sign of life). `nil` otherwise, or when the bus cannot tell now.
+    func takeSession(key: String) async -> ByteBuffer?
 }
 
 /// A subscription to a stream; ``cancel()`` ends it (so does releasing it).

@@ -46,6 +46,10 @@ public struct BroadcastWriter {
         buffer.writeInteger(UInt32(count))
     }
 
+    public mutating func write(number: UInt64) {
+        buffer.writeInteger(number)
+    }
+
     public mutating func write(_ string: String) {
         let lengthIndex = buffer.writerIndex
         buffer.writeInteger(UInt32(0))
@@ -79,6 +83,11 @@ public struct BroadcastReader {
     public mutating func readCount(limit: Int) throws(BroadcastDecodingError) -> Int {
         guard let count = buffer.readInteger(as: UInt32.self), count <= limit else { throw .malformed }
         return Int(count)
+    }
+
+    public mutating func readNumber() throws(BroadcastDecodingError) -> UInt64 {
+        guard let number = buffer.readInteger(as: UInt64.self) else { throw .malformed }
+        return number
     }
 
     public mutating func readString() throws(BroadcastDecodingError) -> String {

@@ -4,11 +4,32 @@ import NIOCore
 /// The bus of a single process: a publication reaches the stream's subscribers at once, on the
 /// publisher's thread.
 ///
+/// With a ``Retention``, each stream keeps its latest publications for
+/// ``BroadcastBus/history(of:after:limit:)`` (a Socket.IO client that comes back gets what it
+/// missed); sessions parked for recovery are kept here too, until their window has passed.
+///
 /// Each stream is delivered by one thread at a time: a publisher that finds another one delivering
 /// the same stream leaves its publication to it and returns, so every subscriber sees one order, and a
 /// subscriber that publishes from inside its delivery cannot deadlock or recurse.
 public final class InProcessBroadcastBus: BroadcastBus {
+    /// How much of each stream's past is kept for clients that come back.
+    public struct Retention: Sendable, Hashable {
+        /// The most publications kept per stream.
+        public var count: Int
+        /// How long a publication is kept.
+        public var age: Duration
+
+        public init(count: Int, age: Duration) {
+            self.count = count
+            self.age = age
+        }
+
+        /// No history: a client that was away is never told what it missed.
+        public static let none = Retention(count: 0, age: .zero)
+    }
+
     public let nodeID: String
+    public let retention: Retention
 
     private let state = NIOLockedValueBox(State())
 
@@ -19,15 +40,27 @@ public final class InProcessBroadcastBus: BroadcastBus {
         var top: UInt64 = 0
         var pending: [ByteBuffer] = []
         var draining = false
+        /// The latest publications, the last one at `top`.
+        var history = CircularBuffer<(at: ContinuousClock.Instant, payload: ByteBuffer)>()
+    }
+
+    private struct ShelvedSession {
+        var record: ByteBuffer
+        var window: Duration
+        var parkedUntil: ContinuousClock.Instant?
     }
 
     private struct State {
         var subscribers = BroadcastSubscribers()
         var streams: [String: Stream] = [:]
+        var sessions: [String: ShelvedSession] = [:]
+        /// Parked sessions in the order they were parked, to drop them once their window has passed.
+        var parked = CircularBuffer<(key: String, until: ContinuousClock.Instant)>()
     }
 
-    public init(nodeID: String = "local") {
+    public init(nodeID: String = "local", retention: Retention = .none) {
         self.nodeID = nodeID
+        self.retention = retention
     }
 
     public func publish(_ payload: ByteBuffer, on stream: String) {
@@ -56,6 +89,13 @@ public final class InProcessBroadcastBus: BroadcastBus {
                 entry.pending.removeAll(keepingCapacity: true)
                 let first = entry.top + 1
                 entry.top += UInt64(batch.count)
+                if retention.count > 0 {
+                    let now = ContinuousClock.now
+                    for payload in batch.suffix(retention.count) {
+                        if entry.history.count == retention.count { entry.history.removeFirst() }
+                        entry.history.append((now, payload))
+                    }
+                }
                 state.streams[stream] = entry
                 return (entry.epoch, first, batch, state.subscribers.handlers(of: stream))
             }
@@ -84,6 +124,70 @@ public final class InProcessBroadcastBus: BroadcastBus {
                     state.streams[stream] = nil
                 }
             }
+        }
+    }
+}
+
+extension InProcessBroadcastBus {
+    public func history(of stream: String, after position: BroadcastPosition, limit: Int) async -> BroadcastHistory {
+        state.withLockedValue { state in
+            guard var entry = state.streams[stream], entry.epoch == position.epoch, position.offset <= entry.top else {
+                return .unavailable
+            }
+            let oldest = ContinuousClock.now - retention.age
+            while let first = entry.history.first, first.at < oldest { entry.history.removeFirst() }
+            state.streams[stream] = entry
+            let missed = entry.top - position.offset
+            guard missed <= UInt64(min(limit, entry.history.count)) else { return .unavailable }
+            let first = entry.top - missed + 1
+            let kept = entry.history.suffix(Int(missed))
+            return .publications(kept.enumerated().map { index, item in
+                BroadcastDelivery(
+                    stream: stream,
+                    position: BroadcastPosition(epoch: entry.epoch, offset: first + UInt64(index)),
+                    origin: nodeID,
+                    payload: item.payload
+                )
+            })
+        }
+    }
+
+    public func keepSession(_ record: ByteBuffer, key: String, window: Duration) {
+        state.withLockedValue { state in
+            state.sessions[key] = ShelvedSession(record: record, window: window)
+        }
+    }
+
+    public func parkSession(key: String) {
+        state.withLockedValue { state in
+            let now = ContinuousClock.now
+            Self.dropExpired(&state, now: now)
+            guard let window = state.sessions[key]?.window else { return }
+            state.sessions[key]?.parkedUntil = now + window
+            state.parked.append((key, now + window))
+        }
+    }
+
+    public func forgetSession(key: String) {
+        _ = state.withLockedValue { $0.sessions.removeValue(forKey: key) }
+    }
+
+    /// In one process a session's node never dies without its process: only parked sessions are taken.
+    public func takeSession(key: String) async -> ByteBuffer? {
+        state.withLockedValue { state in
+            let now = ContinuousClock.now
+            Self.dropExpired(&state, now: now)
+            guard let session = state.sessions[key], let until = session.parkedUntil, until > now else { return nil }
+            state.sessions[key] = nil
+            return session.record
+        }
+    }
+
+    private static func dropExpired(_ state: inout State, now: ContinuousClock.Instant) {
+        while let first = state.parked.first, first.until <= now {
+            state.parked.removeFirst()
+            // Only if it is still that parking (not taken and parked again since).
+            if let until = state.sessions[first.key]?.parkedUntil, until <= now { state.sessions[first.key] = nil }
         }
     }
 }

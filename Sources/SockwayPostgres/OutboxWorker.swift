@@ -21,6 +21,7 @@ final class OutboxWorker {
     private var awayDeliveredLocally = 0
     private var awayDropped = 0
     private var loggedNewerVersion = false
+    private var parkedLeftovers = false
     private var nextHeartbeat = ContinuousClock.now
     private let startedAt = ContinuousClock.now
 
@@ -59,6 +60,17 @@ final class OutboxWorker {
                 continuation.resume(throwing: error is OutboxUnavailable ? PostgresClusterError.unavailable : error)
                 if !(error is OutboxUnavailable) { lose(error) }
             }
+        case .history(let stream, let after, let limit, let continuation):
+            var history = BroadcastHistory.unavailable
+            await attempt { history = try await self.history(of: stream, after: after, limit: limit) }
+            continuation.resume(returning: history)
+        case .takeSession(let key, let continuation):
+            // This node's own writes first: a session parked here a moment ago can be taken here.
+            await publishPending()
+            var record: ByteBuffer?
+            await attempt { record = try await self.takeSession(key) }
+            bus.count { if record == nil { $0.sessionsNotFound += 1 } else { $0.sessionsTaken += 1 } }
+            continuation.resume(returning: record)
         }
     }
 
@@ -76,13 +88,23 @@ final class OutboxWorker {
     // MARK: Writing
 
     private func publishPending() async {
-        let pending = bus.takePending()
-        guard !pending.isEmpty else { return }
-        guard connection != nil else { return deliverHereOnly(pending) }
-        if let failure = await writeByStream(pending) {
-            lose(failure.error)
-            // What was not written is delivered here and kept for later.
-            deliverHereOnly(failure.unwritten)
+        let (pending, sessions) = bus.takePending()
+        if !pending.isEmpty {
+            if connection == nil {
+                deliverHereOnly(pending)
+            } else if let failure = await writeByStream(pending) {
+                lose(failure.error)
+                // What was not written is delivered here and kept for later.
+                deliverHereOnly(failure.unwritten)
+            }
+        }
+        guard !sessions.isEmpty else { return }
+        guard connection != nil else { return bus.restoreSessionWrites(sessions) }
+        do {
+            try await writeSessions(sessions)
+        } catch {
+            bus.restoreSessionWrites(sessions)
+            lose(error)
         }
     }
 
@@ -188,6 +210,108 @@ final class OutboxWorker {
         }
     }
 
+    // MARK: Sessions
+
+    private func writeSessions(_ writes: [String: PostgresBroadcastBus.SessionWrite]) async throws {
+        guard let connection else { throw OutboxUnavailable() }
+        var keys: [String] = [], records: [ByteBuffer] = [], windows: [Double] = [], parked: [Bool] = []
+        var parks: [String] = [], forgets: [String] = []
+        for (key, write) in writes {
+            switch write {
+            case .keep(let record, let window), .keepParked(let record, let window):
+                keys.append(key)
+                records.append(record)
+                windows.append(Self.seconds(window))
+                if case .keepParked = write { parked.append(true) } else { parked.append(false) }
+            case .park: parks.append(key)
+            case .forget: forgets.append(key)
+            }
+        }
+        if !keys.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO sockway_sessions AS s (key, node_id, record, window_seconds, parked_until)                 SELECT k, \(bus.nodeID), r, w, CASE WHEN p THEN clock_timestamp() + make_interval(secs => w) END                 FROM unnest(\(keys)::text[], \(records)::bytea[], \(windows)::float8[], \(parked)::bool[]) AS t(k, r, w, p)                 ON CONFLICT (key) DO UPDATE SET node_id = EXCLUDED.node_id, record = EXCLUDED.record,                 window_seconds = EXCLUDED.window_seconds, parked_until = EXCLUDED.parked_until, updated_at = clock_timestamp()
+                """,
+                logger: logger
+            )
+        }
+        // Only this node's records: one resumed elsewhere since belongs to that node now.
+        if !parks.isEmpty {
+            try await connection.query(
+                """
+                UPDATE sockway_sessions SET parked_until = clock_timestamp() + make_interval(secs => window_seconds)                 WHERE key = ANY(\(parks)) AND node_id = \(bus.nodeID) AND parked_until IS NULL
+                """,
+                logger: logger
+            )
+        }
+        if !forgets.isEmpty {
+            try await connection.query(
+                "DELETE FROM sockway_sessions WHERE key = ANY(\(forgets)) AND node_id = \(bus.nodeID)",
+                logger: logger
+            )
+        }
+    }
+
+    /// Deletes and returns the record if it is parked and in its window, or open on a node whose
+    /// listening connection is gone (or that left the registry), within its window of that node's
+    /// last heartbeat.
+    private func takeSession(_ key: String) async throws -> ByteBuffer? {
+        guard let connection else { throw OutboxUnavailable() }
+        let rows = try await connection.query(
+            """
+            DELETE FROM sockway_sessions AS s WHERE s.key = \(key) AND (
+                (s.parked_until IS NOT NULL AND s.parked_until > clock_timestamp())
+                OR (s.parked_until IS NULL AND NOT \(unescaped: Self.nodeAlive)
+                    AND \(unescaped: Self.nodeLastSeen) + make_interval(secs => s.window_seconds) > clock_timestamp())
+            ) RETURNING s.record
+            """,
+            logger: logger
+        )
+        var record: ByteBuffer?
+        for try await value in rows.decode(ByteBuffer.self) { record = value }
+        return record
+    }
+
+    /// The publications of `stream` after `position`, if the outbox still has every one of them.
+    private func history(of stream: String, after position: BroadcastPosition, limit: Int) async throws -> BroadcastHistory {
+        guard let connection else { throw OutboxUnavailable() }
+        let top = try await tops(of: [stream])[stream]
+        guard let top, top.epoch == position.epoch, position.offset <= top.top else { return .unavailable }
+        guard top.top - position.offset <= UInt64(limit) else { return .unavailable }
+        guard top.top > position.offset else { return .publications([]) }
+        let rows = try await connection.query(
+            """
+            SELECT "offset", origin, payload FROM sockway_publications \
+            WHERE stream = \(stream) AND epoch = \(position.epoch) AND "offset" > \(Int64(position.offset)) \
+            AND "offset" <= \(Int64(top.top)) ORDER BY "offset"
+            """,
+            logger: logger
+        )
+        var publications: [BroadcastDelivery] = []
+        var expected = position.offset + 1
+        for try await (offset, origin, payload) in rows.decode((Int64, String, ByteBuffer).self) {
+            // A gap: trimmed while the client was away.
+            guard UInt64(offset) == expected else { return .unavailable }
+            expected += 1
+            let at = BroadcastPosition(epoch: position.epoch, offset: UInt64(offset))
+            publications.append(BroadcastDelivery(stream: stream, position: at, origin: origin, payload: payload))
+        }
+        guard expected == top.top + 1 else { return .unavailable }
+        return .publications(publications)
+    }
+
+    /// SQL: the node of session row `s` holds its listening connection (PostgreSQL drops a killed
+    /// process's connection at once, long before its heartbeat is missed).
+    private static let nodeAlive =
+        "EXISTS (SELECT 1 FROM sockway_nodes n JOIN pg_stat_activity a ON a.pid = n.backend_pid WHERE n.node_id = s.node_id)"
+    /// SQL: when the node of session row `s` was last heard of (its row is gone after a clean stop).
+    private static let nodeLastSeen =
+        "coalesce((SELECT n.heartbeat_at FROM sockway_nodes n WHERE n.node_id = s.node_id), s.updated_at)"
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
     // MARK: Reading
 
     private func notified(_ text: String) async {
@@ -268,6 +392,17 @@ final class OutboxWorker {
     /// Right after connecting: cursors for new streams, what others published while this node was
     /// away, then what this node kept for the outbox meanwhile.
     private func catchUp() async throws {
+        if !parkedLeftovers, let connection {
+            // Sessions an earlier run of this node left open (it was killed) ended when it did.
+            try await connection.query(
+                """
+                UPDATE sockway_sessions AS s SET parked_until = \(unescaped: Self.nodeLastSeen) + make_interval(secs => s.window_seconds) \
+                WHERE s.node_id = \(bus.nodeID) AND s.parked_until IS NULL
+                """,
+                logger: logger
+            )
+            parkedLeftovers = true
+        }
         try await heartbeat()
         try await startStreams()
         try await check()
@@ -324,6 +459,14 @@ final class OutboxWorker {
                 "DELETE FROM sockway_publications WHERE created_at < clock_timestamp() - make_interval(secs => \(seconds))",
                 logger: logger
             )
+            try await connection.query(
+                """
+                DELETE FROM sockway_sessions AS s WHERE s.parked_until < clock_timestamp() \
+                OR (s.parked_until IS NULL AND NOT \(unescaped: Self.nodeAlive) \
+                    AND \(unescaped: Self.nodeLastSeen) + make_interval(secs => s.window_seconds) < clock_timestamp())
+                """,
+                logger: logger
+            )
         }
     }
 
@@ -336,11 +479,12 @@ final class OutboxWorker {
         let startedSecondsAgo = (ContinuousClock.now - startedAt).components.seconds
         try await connection.query(
             """
-            INSERT INTO sockway_nodes (node_id, address, wire_version, started_at, heartbeat_at, sessions)
+            INSERT INTO sockway_nodes (node_id, address, wire_version, started_at, heartbeat_at, sessions, backend_pid)
             VALUES (\(bus.nodeID), \(configuration.advertisedAddress), \(Int(BroadcastWire.version)), \
-            clock_timestamp() - make_interval(secs => \(Double(startedSecondsAgo))), clock_timestamp(), \(bus.sessionCount))
+            clock_timestamp() - make_interval(secs => \(Double(startedSecondsAgo))), clock_timestamp(), \(bus.sessionCount), \
+            pg_backend_pid())
             ON CONFLICT (node_id) DO UPDATE SET address = EXCLUDED.address, wire_version = EXCLUDED.wire_version, \
-            heartbeat_at = EXCLUDED.heartbeat_at, sessions = EXCLUDED.sessions
+            heartbeat_at = EXCLUDED.heartbeat_at, sessions = EXCLUDED.sessions, backend_pid = EXCLUDED.backend_pid
             """,
             logger: logger
         )

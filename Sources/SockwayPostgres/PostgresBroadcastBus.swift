@@ -91,6 +91,14 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         public var ignoredMalformed = 0
         /// Connections made (the first included).
         public var connections = 0
+        /// Publications refused because ``Configuration/maxBacklog`` were already waiting to be written
+        /// (published faster than PostgreSQL takes them): delivered nowhere.
+        public var refusedOverloaded = 0
+        /// Session records not written because ``Configuration/maxBacklog`` were already waiting.
+        public var droppedSessionWrites = 0
+        /// Sessions resumed from a record taken here, and takes that found none to resume.
+        public var sessionsTaken = 0
+        public var sessionsNotFound = 0
     }
 
     public var nodeID: String { configuration.nodeID }
@@ -105,6 +113,8 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         var subscribers = BroadcastSubscribers()
         var sessionCount: (@Sendable () -> Int)?
         var pending: [Outgoing] = []
+        /// Session records to write, the latest change per key.
+        var sessionWrites: [String: SessionWrite] = [:]
         var wakeQueued = false
         var statistics = Statistics()
         var connected = false
@@ -119,6 +129,26 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         var delivered = false
     }
 
+    /// What is left to write of a session's record: the changes since the last write, merged.
+    enum SessionWrite {
+        case keep(ByteBuffer, window: Duration)
+        /// Kept, then parked, before either was written.
+        case keepParked(ByteBuffer, window: Duration)
+        case park
+        case forget
+
+        func then(_ next: SessionWrite) -> SessionWrite {
+            switch (self, next) {
+            case (.keep(let record, let window), .park), (.keepParked(let record, let window), .park):
+                .keepParked(record, window: window)
+            case (.forget, .park):
+                .forget
+            default:
+                next
+            }
+        }
+    }
+
     enum Event: Sendable {
         case wake
         case subscribed(String)
@@ -127,6 +157,8 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         case disconnected(generation: Int)
         case check
         case nodes(CheckedContinuation<[ClusterNode], any Error>)
+        case history(String, after: BroadcastPosition, limit: Int, CheckedContinuation<BroadcastHistory, Never>)
+        case takeSession(String, CheckedContinuation<ByteBuffer?, Never>)
     }
 
     public init(
@@ -221,13 +253,67 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
     // MARK: BroadcastBus
 
     public func publish(_ payload: ByteBuffer, on stream: String) {
-        let wake = shared.withLockedValue { shared -> Bool in
+        wakeWorker { shared in
+            guard shared.pending.count < configuration.maxBacklog else {
+                shared.statistics.refusedOverloaded += 1
+                return
+            }
             shared.pending.append(Outgoing(stream: stream, payload: payload, madeAt: .now))
+        }
+    }
+
+    private func wakeWorker(after change: (inout Shared) -> Void) {
+        let wake = shared.withLockedValue { shared -> Bool in
+            change(&shared)
             if shared.wakeQueued { return false }
             shared.wakeQueued = true
             return true
         }
         if wake { sink.yield(.wake) }
+    }
+
+    /// Read from the outbox (by the worker, in order with its deliveries).
+    public func history(of stream: String, after position: BroadcastPosition, limit: Int) async -> BroadcastHistory {
+        await withCheckedContinuation { continuation in
+            if case .terminated = sink.yield(.history(stream, after: position, limit: limit, continuation)) {
+                continuation.resume(returning: .unavailable)
+            }
+        }
+    }
+
+    /// Records are written to `sockway_sessions` by the worker, after the publications made before them.
+    public func keepSession(_ record: ByteBuffer, key: String, window: Duration) {
+        writeSession(key, .keep(record, window: window))
+    }
+
+    public func parkSession(key: String) {
+        writeSession(key, .park)
+    }
+
+    public func forgetSession(key: String) {
+        writeSession(key, .forget)
+    }
+
+    /// A session open on another node counts as gone once that node's connection to PostgreSQL is
+    /// (PostgreSQL sees a killed process's connection close at once), or its heartbeat stopped.
+    public func takeSession(key: String) async -> ByteBuffer? {
+        await withCheckedContinuation { continuation in
+            if case .terminated = sink.yield(.takeSession(key, continuation)) {
+                continuation.resume(returning: nil)
+            }
+        }
+    }
+
+    private func writeSession(_ key: String, _ write: SessionWrite) {
+        wakeWorker { shared in
+            if let earlier = shared.sessionWrites[key] {
+                shared.sessionWrites[key] = earlier.then(write)
+            } else if shared.sessionWrites.count < configuration.maxBacklog {
+                shared.sessionWrites[key] = write
+            } else {
+                shared.statistics.droppedSessionWrites += 1
+            }
+        }
     }
 
     public func subscribe(
@@ -312,11 +398,23 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
 
     // MARK: For the worker
 
-    func takePending() -> [Outgoing] {
+    func takePending() -> (publications: [Outgoing], sessions: [String: SessionWrite]) {
         shared.withLockedValue { shared in
             shared.wakeQueued = false
-            defer { shared.pending.removeAll(keepingCapacity: true) }
-            return shared.pending
+            defer {
+                shared.pending.removeAll(keepingCapacity: true)
+                shared.sessionWrites.removeAll()
+            }
+            return (shared.pending, shared.sessionWrites)
+        }
+    }
+
+    /// Session writes that could not be made: back in front of any made since.
+    func restoreSessionWrites(_ writes: [String: SessionWrite]) {
+        shared.withLockedValue { shared in
+            for (key, write) in writes {
+                shared.sessionWrites[key] = shared.sessionWrites[key].map { write.then($0) } ?? write
+            }
         }
     }
 

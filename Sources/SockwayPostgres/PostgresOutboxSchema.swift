@@ -9,6 +9,9 @@ import PostgresNIO
 /// - `sockway_publications`: the outbox rows, kept for a bounded time and count.
 /// - `sockway_nodes`: the registry: each node's address, wire version and session count, refreshed by
 ///   its heartbeat; a node whose heartbeat is older than three intervals is gone.
+/// - `sockway_sessions`: the state of sessions that a client may resume on any node (Socket.IO's
+///   connection state recovery): written while the session is open, parked with a deadline when it
+///   ends with a lost connection, taken (deleted) by the node that resumes it.
 /// - `sockway_publish(stream, origin, payloads, keep, channel)`: appends a batch, trims the stream to
 ///   `keep` rows, and `NOTIFY`s `channel` with `version epoch top origin stream` (no payload: the
 ///   notification only wakes the nodes).
@@ -43,6 +46,17 @@ enum PostgresOutboxSchema {
             started_at timestamptz NOT NULL,
             heartbeat_at timestamptz NOT NULL,
             sessions bigint NOT NULL DEFAULT 0
+        )
+        """,
+        "ALTER TABLE sockway_nodes ADD COLUMN IF NOT EXISTS backend_pid int",
+        """
+        CREATE TABLE IF NOT EXISTS sockway_sessions (
+            key text PRIMARY KEY,
+            node_id text NOT NULL,
+            record bytea NOT NULL,
+            window_seconds float8 NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            parked_until timestamptz
         )
         """,
         // Large payloads out of line but not compressed: pglz on every publication of a few KiB cost

@@ -31,24 +31,30 @@ public final class SocketIOServer: Sendable {
     public let decoderConfiguration: SocketIOPacketDecoder.Configuration
     /// What broadcasts go through: this process only (the default) or every node of a cluster.
     public let bus: any BroadcastBus
+    /// Connection state recovery, when on: a client that lost its connection comes back with its
+    /// socket id, its rooms and the events it missed.
+    public let recovery: SocketIORecovery?
     private let namespaces = NIOLockedValueBox<[String: SocketIONamespace]>([:])
 
     /// `bus` carries the broadcasts and rooms: pass a cluster's bus (`SockwayPostgres`) so that an emit
-    /// to a room reaches its members on every node. Default: this process only.
+    /// to a room reaches its members on every node, and a client recovers on any node. Default: this
+    /// process only (keeping, with `recovery`, what the recovery window needs).
     public init(
         path: String = "/socket.io",
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
         connectTimeout: TimeAmount = .seconds(45),
         decoderConfiguration: SocketIOPacketDecoder.Configuration = .init(),
-        bus: any BroadcastBus = InProcessBroadcastBus()
+        recovery: SocketIORecovery? = nil,
+        bus: (any BroadcastBus)? = nil
     ) {
         self.path = path
         self.options = options
         self.engineIO = engineIO
         self.connectTimeout = connectTimeout
         self.decoderConfiguration = decoderConfiguration
-        self.bus = bus
+        self.recovery = recovery
+        self.bus = bus ?? InProcessBroadcastBus(retention: .forRecovery(recovery))
         _ = of(SocketIOPacket.mainNamespace)
     }
 
@@ -58,7 +64,7 @@ public final class SocketIOServer: Sendable {
         let name = name.hasPrefix("/") ? name : "/" + name
         return namespaces.withLockedValue { namespaces in
             if let existing = namespaces[name] { return existing }
-            let created = SocketIONamespace(name: name, stream: "sio:\(path)#\(name)", bus: bus)
+            let created = SocketIONamespace(name: name, stream: "sio:\(path)#\(name)", bus: bus, recovery: recovery)
             namespaces[name] = created
             return created
         }
@@ -91,6 +97,38 @@ public struct SocketIOConnectError: Error, Sendable, Hashable {
     }
 }
 
+/// Socket.IO's connection state recovery (Socket.IO 4.6): the server gives each socket a private
+/// session id in its CONNECT reply and an offset with every event; a client that lost its connection
+/// sends both back when it reconnects and gets its socket id, its rooms and the events it missed in
+/// between (``SocketIOSocket/recovered`` is then `true`, on both sides). Through a cluster's bus this
+/// works on any node, also when the client's node died.
+///
+/// With recovery on, every event to a socket goes through the bus (an emit to one socket is a
+/// broadcast to the room of its id), as Socket.IO does, so that it can be replayed.
+public struct SocketIORecovery: Sendable, Hashable {
+    /// How long after losing its connection a client can still recover. Default 2 minutes.
+    public var maxDisconnectionDuration: Duration
+    /// The most events a client can have missed and still recover (past it, it is told it was not
+    /// recovered). Default 10,000.
+    public var maxMissedPackets: Int
+    /// Whether a recovered socket skips the namespace's middleware. Default `true`, as Socket.IO.
+    public var skipMiddlewares: Bool
+
+    public init(maxDisconnectionDuration: Duration = .seconds(120), maxMissedPackets: Int = 10_000, skipMiddlewares: Bool = true) {
+        self.maxDisconnectionDuration = maxDisconnectionDuration
+        self.maxMissedPackets = maxMissedPackets
+        self.skipMiddlewares = skipMiddlewares
+    }
+}
+
+extension InProcessBroadcastBus.Retention {
+    /// What `recovery` needs kept: its window and its most missed events; nothing without it.
+    public static func forRecovery(_ recovery: SocketIORecovery?) -> Self {
+        guard let recovery else { return .none }
+        return Self(count: recovery.maxMissedPackets, age: recovery.maxDisconnectionDuration)
+    }
+}
+
 /// A Socket.IO namespace: its middleware, its connection handlers, its sockets and their rooms.
 public final class SocketIONamespace: Sendable {
     /// A middleware that may wait (look up a token in a database).
@@ -107,6 +145,7 @@ public final class SocketIONamespace: Sendable {
     /// The bus stream this namespace's broadcasts go through.
     let stream: String
     let bus: any BroadcastBus
+    let recovery: SocketIORecovery?
     private let state = NIOLockedValueBox(State())
     private let subscription = NIOLockedValueBox<BroadcastSubscription?>(nil)
 
@@ -115,24 +154,55 @@ public final class SocketIONamespace: Sendable {
         var connectionHandlers: [@Sendable (SocketIOSocket) -> Void] = []
         var sockets: [String: SocketIOSocket] = [:]
         var rooms: [String: Set<String>] = [:]
+        /// The position of the latest broadcast delivered here: a socket that joins now gets every
+        /// later one.
+        var lastPosition: BroadcastPosition?
+
+        /// The sockets in any of `rooms` (all when empty), but none whose id is in `except`.
+        func targets(rooms: Set<String>, except: Set<String>) -> [SocketIOSocket] {
+            if rooms.isEmpty {
+                return sockets.values.filter { !except.contains($0.id) }
+            }
+            var ids = Set<String>()
+            for room in rooms { ids.formUnion(self.rooms[room] ?? []) }
+            return ids.subtracting(except).compactMap { sockets[$0] }
+        }
     }
 
-    init(name: String, stream: String, bus: any BroadcastBus) {
+    init(name: String, stream: String, bus: any BroadcastBus, recovery: SocketIORecovery?) {
         self.name = name
         self.stream = stream
         self.bus = bus
+        self.recovery = recovery
         let subscription = bus.subscribe(to: stream) { [weak self] delivery in self?.deliver(delivery) }
         self.subscription.withLockedValue { $0 = subscription }
     }
 
     /// A broadcast from the bus (made here or on another node): to the local sockets it targets,
-    /// encoded once.
+    /// encoded once (with its offset, when recovery is on).
     private func deliver(_ delivery: BroadcastDelivery) {
         guard let broadcast = try? SocketIOBusBroadcast(decoding: delivery.payload) else { return }
-        let targets = targets(rooms: broadcast.rooms, except: broadcast.except)
+        let (targets, position) = state.withLockedValue { state in
+            if let position = delivery.position { state.lastPosition = position }
+            return (state.targets(rooms: broadcast.rooms, except: broadcast.except), state.lastPosition)
+        }
         guard !targets.isEmpty else { return }
-        let wire = SocketIOWirePacket(text: broadcast.text, attachments: broadcast.attachments)
-        for socket in targets { socket.send(wire) }
+        // Delivered without a position (the cluster's database away): the latest known offset, so
+        // that the client's offset stays one of this stream's.
+        let wire = packet(broadcast, offset: recovery == nil ? nil : position)
+        for socket in targets { socket.deliver(wire, at: delivery.position) }
+    }
+
+    /// The packet of a broadcast, with `offset` appended to the event's arguments (what Socket.IO's
+    /// client keeps as the last offset it saw).
+    func packet(_ broadcast: SocketIOBusBroadcast, offset: BroadcastPosition?) -> SocketIOWirePacket {
+        guard let offset, broadcast.text.utf8.last == UInt8(ascii: "]") else {
+            return SocketIOWirePacket(text: broadcast.text, attachments: broadcast.attachments)
+        }
+        var text = broadcast.text
+        text.removeLast()
+        text += text.utf8.last == UInt8(ascii: "[") ? "\"\(offset)\"]" : ",\"\(offset)\"]"
+        return SocketIOWirePacket(text: text, attachments: broadcast.attachments)
     }
 
     /// Adds a middleware, run in order for each connecting client before it is connected; one that
@@ -172,8 +242,12 @@ public final class SocketIONamespace: Sendable {
     var middlewares: [AnyMiddleware] { state.withLockedValue { $0.middlewares } }
     var connectionHandlers: [@Sendable (SocketIOSocket) -> Void] { state.withLockedValue { $0.connectionHandlers } }
 
-    func add(_ socket: SocketIOSocket) {
-        state.withLockedValue { $0.sockets[socket.id] = socket }
+    /// Adds the socket; returns the position from which it gets broadcasts.
+    func add(_ socket: SocketIOSocket) -> BroadcastPosition? {
+        state.withLockedValue { state in
+            state.sockets[socket.id] = socket
+            return state.lastPosition
+        }
     }
 
     func remove(_ socket: SocketIOSocket, rooms: Set<String>) {
@@ -199,14 +273,7 @@ public final class SocketIONamespace: Sendable {
 
     /// The sockets in any of `rooms` (all when empty), but none whose id is in `except`.
     func targets(rooms: Set<String>, except: Set<String>) -> [SocketIOSocket] {
-        state.withLockedValue { state in
-            if rooms.isEmpty {
-                return state.sockets.values.filter { !except.contains($0.id) }
-            }
-            var ids = Set<String>()
-            for room in rooms { ids.formUnion(state.rooms[room] ?? []) }
-            return ids.subtracting(except).compactMap { state.sockets[$0] }
-        }
+        state.withLockedValue { $0.targets(rooms: rooms, except: except) }
     }
 }
 
@@ -287,6 +354,48 @@ struct SocketIOBusBroadcast: Equatable {
     }
 }
 
+/// What a node needs to resume a socket whose client lost its connection: its namespace, id and
+/// rooms, and from where it got broadcasts (for a client that saw no offset yet).
+struct SocketIOSessionRecord: Equatable {
+    static let kind: UInt8 = 3
+
+    var namespace: String
+    var id: String
+    var rooms: Set<String>
+    var joinedAt: BroadcastPosition?
+
+    func encoded() -> ByteBuffer {
+        var writer = BroadcastWriter(kind: Self.kind, capacity: 64 + rooms.count * 24)
+        writer.write(namespace)
+        writer.write(id)
+        writer.write(count: rooms.count)
+        for room in rooms { writer.write(room) }
+        writer.write(joinedAt?.epoch ?? "")
+        writer.write(number: joinedAt?.offset ?? 0)
+        return writer.buffer
+    }
+
+    init(namespace: String, id: String, rooms: Set<String>, joinedAt: BroadcastPosition?) {
+        self.namespace = namespace
+        self.id = id
+        self.rooms = rooms
+        self.joinedAt = joinedAt
+    }
+
+    init(decoding payload: ByteBuffer) throws(BroadcastDecodingError) {
+        var reader = try BroadcastReader(payload)
+        guard reader.kind == Self.kind else { throw .malformed }
+        namespace = try reader.readString()
+        id = try reader.readString()
+        rooms = []
+        for _ in 0..<(try reader.readCount(limit: SocketIOBusBroadcast.maxNames)) { rooms.insert(try reader.readName()) }
+        let epoch = try reader.readString()
+        let offset = try reader.readNumber()
+        joinedAt = epoch.isEmpty ? nil : BroadcastPosition(epoch: epoch, offset: offset)
+        try reader.finish()
+    }
+}
+
 /// A packet encoded for the wire: the Engine.IO text message and its binary attachments.
 struct SocketIOWirePacket: Sendable {
     let text: String
@@ -362,14 +471,43 @@ public final class SocketIOSocket: Sendable {
         var gone = false
         var nextAckID: UInt64 = 0
         var pendingAcks: [UInt64: PendingAck] = [:]
+        /// While a recovering socket waits for what it missed: broadcasts delivered meanwhile.
+        var held: [(packet: SocketIOWirePacket, position: BroadcastPosition?)]?
+        /// From where it gets broadcasts (kept in its record, for a client that saw no offset yet).
+        var joinedAt: BroadcastPosition?
     }
 
-    init(id: String, namespace: SocketIONamespace, session: SockwaySession, auth: SocketIOValue) {
+    /// The private session id a recovering client presents (recovery on); never shown to others.
+    let pid: String?
+    /// Whether this socket is one that had lost its connection and was recovered: same id, same
+    /// rooms, and the events it missed were sent after its CONNECT reply.
+    public let recovered: Bool
+    /// For a recovering socket: the position after which it must be sent what it missed.
+    let resumeAfter: BroadcastPosition?
+
+    init(
+        id: String,
+        namespace: SocketIONamespace,
+        session: SockwaySession,
+        auth: SocketIOValue,
+        resuming record: SocketIOSessionRecord? = nil,
+        pid: String? = nil,
+        after position: BroadcastPosition? = nil
+    ) {
         self.id = id
         self.namespace = namespace
         self.session = session
         self.auth = auth
-        _ = state.withLockedValue { $0.rooms.insert(id) }
+        self.pid = namespace.recovery == nil ? nil : pid ?? RandomID.make()
+        self.recovered = record != nil
+        self.resumeAfter = record == nil ? nil : position
+        state.withLockedValue { state in
+            state.rooms.insert(id)
+            if let record {
+                state.rooms.formUnion(record.rooms)
+                state.held = []
+            }
+        }
     }
 
     public var isConnected: Bool { state.withLockedValue { $0.connected } }
@@ -390,9 +528,14 @@ public final class SocketIOSocket: Sendable {
         state.withLockedValue { $0.disconnectHandlers.append(handler) }
     }
 
-    /// Sends an event to the client.
+    /// Sends an event to the client. With recovery on it goes through the bus, to the room of the
+    /// socket's id, so that it has an offset and can be replayed.
     public func emit(_ event: String, _ arguments: [SocketIOValue] = []) {
-        send(SocketIOWirePacket(.event(event, arguments, namespace: namespace.name)))
+        if namespace.recovery != nil {
+            SocketIOBroadcast(namespace: namespace, rooms: [id]).emit(event, arguments)
+        } else {
+            send(SocketIOWirePacket(.event(event, arguments, namespace: namespace.name)))
+        }
     }
 
     /// Sends an event and waits for the client's acknowledgement; throws ``SocketIOAckError`` when it
@@ -431,17 +574,23 @@ public final class SocketIOSocket: Sendable {
         // namespace learns of it at the CONNECT reply.
         // The namespace is told under the socket's lock, so that a join racing the socket's close
         // cannot leave the id behind in the room (the namespace's lock is only ever taken inside).
-        state.withLockedValue { state in
-            if state.rooms.insert(room).inserted && state.connected { namespace.join(self, room: room) }
+        let changed = state.withLockedValue { state in
+            guard state.rooms.insert(room).inserted, state.connected else { return false }
+            namespace.join(self, room: room)
+            return true
         }
+        if changed { keepRecord() }
         return true
     }
 
     /// Takes the socket out of `room`.
     public func leave(_ room: String) {
-        state.withLockedValue { state in
-            if state.rooms.remove(room) != nil && state.connected { namespace.leave(self, room: room) }
+        let changed = state.withLockedValue { state in
+            guard state.rooms.remove(room) != nil, state.connected else { return false }
+            namespace.leave(self, room: room)
+            return true
         }
+        if changed { keepRecord() }
     }
 
     /// The rooms the socket is in (its own id among them).
@@ -513,9 +662,67 @@ public final class SocketIOSocket: Sendable {
         state.withLockedValue { state in
             guard !state.gone else { return }
             state.connected = true
-            namespace.add(self)
+            state.joinedAt = namespace.add(self)
             for room in state.rooms { namespace.join(self, room: room) }
         }
+    }
+
+    /// A broadcast for this socket: sent, or held while the socket waits for what it missed.
+    func deliver(_ packet: SocketIOWirePacket, at position: BroadcastPosition?) {
+        let held = state.withLockedValue { state -> Bool in
+            guard state.held != nil else { return false }
+            state.held!.append((packet, position))
+            return true
+        }
+        if !held { send(packet) }
+    }
+
+    /// Sends what the socket missed (from the bus's history: those publications it is a target of),
+    /// then what was held meanwhile that is newer. Runs on the session's loop, so a broadcast
+    /// delivered from another thread after this queues behind it.
+    func replay(_ missed: [BroadcastDelivery]) {
+        var last = resumeAfter
+        let rooms = self.rooms
+        for delivery in missed {
+            guard let broadcast = try? SocketIOBusBroadcast(decoding: delivery.payload) else { continue }
+            last = delivery.position ?? last
+            guard broadcast.rooms.isEmpty || !broadcast.rooms.isDisjoint(with: rooms), !broadcast.except.contains(id) else { continue }
+            send(namespace.packet(broadcast, offset: delivery.position))
+        }
+        let held = state.withLockedValue { state in
+            defer { state.held = nil }
+            return state.held ?? []
+        }
+        for (packet, position) in held {
+            if let position, let last, position.epoch == last.epoch, position.offset <= last.offset { continue }
+            send(packet)
+        }
+    }
+
+    /// The socket's state as another node needs it to resume the socket.
+    var record: SocketIOSessionRecord {
+        state.withLockedValue { state in
+            SocketIOSessionRecord(namespace: namespace.name, id: id, rooms: state.rooms, joinedAt: state.joinedAt)
+        }
+    }
+
+    /// Writes the socket's record where any node can resume it (recovery on, connected).
+    func keepRecord() {
+        guard let recovery = namespace.recovery, let pid, isConnected else { return }
+        namespace.bus.keepSession(record.encoded(), key: pid, window: recovery.maxDisconnectionDuration)
+    }
+
+    /// A socket that could not be resumed after all: out of the namespace, without a word.
+    func abandon() {
+        let rooms = state.withLockedValue { state in
+            defer {
+                state.connected = false
+                state.gone = true
+                state.held = nil
+            }
+            return state.rooms
+        }
+        namespace.remove(self, rooms: rooms)
     }
 
     /// The socket is gone: it leaves its rooms, pending acknowledgements fail, handlers learn why.
@@ -534,6 +741,14 @@ public final class SocketIOSocket: Sendable {
         guard wasConnected else { return }
         // After the lock above no join or leave reaches the namespace any more.
         namespace.remove(self, rooms: rooms)
+        if let pid, namespace.recovery != nil {
+            // A client that left, or was sent away, does not come back to this socket.
+            if reason == "client namespace disconnect" || reason == "server namespace disconnect" {
+                namespace.bus.forgetSession(key: pid)
+            } else {
+                namespace.bus.parkSession(key: pid)
+            }
+        }
         for ack in acks {
             ack.timeout?.cancel()
             ack.continuation.resume(throwing: SocketIOAckError.disconnected)
@@ -630,7 +845,56 @@ final class SocketIOConnection: SockwaySessionDelegate {
         guard let namespace = server.namespace(named: nsp) else {
             return send(SocketIOPacket(type: .connectError, namespace: nsp, data: .object([.init("message", "Invalid namespace")])))
         }
-        let socket = SocketIOSocket(id: RandomID.make(), namespace: namespace, session: session, auth: auth ?? .object([]))
+        let auth = auth ?? .object([])
+        if namespace.recovery != nil, let pid = auth["pid"]?.stringValue {
+            return resume(namespace, pid: pid, offset: auth["offset"], auth: auth)
+        }
+        admit(SocketIOSocket(id: RandomID.make(), namespace: namespace, session: session, auth: auth))
+    }
+
+    /// A client that presents a private session id: its socket is resumed if the bus still has its
+    /// record and the client gave an offset the bus has history after (or gave none, having seen no
+    /// event); otherwise it gets a new socket, as any client.
+    private func resume(_ namespace: SocketIONamespace, pid: String, offset: SocketIOValue?, auth: SocketIOValue) {
+        let nsp = namespace.name
+        connecting.insert(nsp)
+        let loop = session.eventLoop
+        let this = NIOLoopBound(self, eventLoop: loop)
+        Task {
+            let taken = await namespace.bus.takeSession(key: pid)
+            loop.execute {
+                let connection = this.value
+                connection.connecting.remove(nsp)
+                guard !connection.closed else {
+                    // Gone again before it could be resumed: the record waits for the next try.
+                    if let taken, let window = namespace.recovery?.maxDisconnectionDuration {
+                        namespace.bus.keepSession(taken, key: pid, window: window)
+                        namespace.bus.parkSession(key: pid)
+                    }
+                    return
+                }
+                let record = taken.flatMap { try? SocketIOSessionRecord(decoding: $0) }
+                let after: BroadcastPosition? =
+                    switch offset {
+                    case .none, .some(.null): record?.joinedAt
+                    case .some(let value): value.stringValue.flatMap { BroadcastPosition($0) }
+                    }
+                guard let record, record.namespace == nsp, let after, let recovery = namespace.recovery else {
+                    return connection.admit(SocketIOSocket(id: RandomID.make(), namespace: namespace, session: connection.session, auth: auth))
+                }
+                let socket = SocketIOSocket(
+                    id: record.id, namespace: namespace, session: connection.session, auth: auth,
+                    resuming: record, pid: pid, after: after
+                )
+                if recovery.skipMiddlewares { connection.connected(socket) } else { connection.admit(socket) }
+            }
+        }
+    }
+
+    /// Runs the namespace's middleware for `socket`, then connects it or refuses it.
+    private func admit(_ socket: SocketIOSocket) {
+        let nsp = socket.namespace.name
+        let namespace = socket.namespace
         var middlewares = namespace.middlewares[...]
         // Those that decide at once run here; from the first that may wait on, a task runs the rest.
         while case .immediate(let middleware) = middlewares.first {
@@ -684,9 +948,42 @@ final class SocketIOConnection: SockwaySessionDelegate {
     private func connected(_ socket: SocketIOSocket) {
         connectTimer?.cancel()
         connectTimer = nil
-        sockets[socket.namespace.name] = socket
+        let namespace = socket.namespace
+        sockets[namespace.name] = socket
         socket.markConnected()
-        send(SocketIOPacket(type: .connect, namespace: socket.namespace.name, data: .object([.init("sid", .string(socket.id))])))
+        guard let after = socket.resumeAfter, let recovery = namespace.recovery else { return announce(socket, missed: []) }
+        // Joined first, then the history read: what is published meanwhile is held by the socket, and
+        // what the history has too is not sent twice.
+        let loop = session.eventLoop
+        let this = NIOLoopBound(self, eventLoop: loop)
+        Task {
+            let history = await namespace.bus.history(of: namespace.stream, after: after, limit: recovery.maxMissedPackets)
+            loop.execute { this.value.finishResuming(socket, history) }
+        }
+    }
+
+    private func finishResuming(_ socket: SocketIOSocket, _ history: BroadcastHistory) {
+        let namespace = socket.namespace
+        guard !closed, sockets[namespace.name] === socket else { return }
+        switch history {
+        case .publications(let missed):
+            announce(socket, missed: missed)
+        case .unavailable:
+            // Too much missed, or too long ago: a new socket, and the client learns it was not recovered.
+            sockets[namespace.name] = nil
+            socket.abandon()
+            admit(SocketIOSocket(id: RandomID.make(), namespace: namespace, session: session, auth: socket.auth))
+        }
+    }
+
+    /// The CONNECT reply (with the private session id when recovery is on), what a recovered socket
+    /// missed, then the connection handlers.
+    private func announce(_ socket: SocketIOSocket, missed: [BroadcastDelivery]) {
+        var reply: [SocketIOValue.Member] = [.init("sid", .string(socket.id))]
+        if let pid = socket.pid { reply.append(.init("pid", .string(pid))) }
+        send(SocketIOPacket(type: .connect, namespace: socket.namespace.name, data: .object(reply)))
+        if socket.resumeAfter != nil { socket.replay(missed) }
+        socket.keepRecord()
         for handler in socket.namespace.connectionHandlers { handler(socket) }
     }
 

@@ -95,13 +95,16 @@ struct SockJSBusMessages: Equatable {
 public enum SockwayDemoEndpoints {
     /// `/echo`, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo` and `/chat` (SockJS), and
     /// `/engine.io` (Engine.IO, every message echoed: the official engine.io-protocol suite's service).
-    /// `/chat`'s room and Socket.IO's broadcasts go through `bus` (a cluster's, to span its nodes).
+    /// `/chat`'s room and Socket.IO's broadcasts go through `bus` (a cluster's, to span its nodes);
+    /// `socketIORecovery` turns on Socket.IO's connection state recovery.
     public static func all(
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
         socketIOConnectTimeout: TimeAmount = .seconds(45),
-        bus: any BroadcastBus = InProcessBroadcastBus()
+        socketIORecovery: SocketIORecovery? = nil,
+        bus: (any BroadcastBus)? = nil
     ) -> [SockwayEndpoint] {
+        let bus = bus ?? InProcessBroadcastBus(retention: .forRecovery(socketIORecovery))
         var websocketOff = options
         websocketOff.webSocketEnabled = false
         var cookies = options
@@ -114,7 +117,7 @@ public enum SockwayDemoEndpoints {
             .eventLoop("/cookie_needed_echo", options: cookies) { _ in EchoDelegate() },
             .eventLoop("/chat", options: options) { _ in ChatDelegate(room: room) },
             .engineIO("/engine.io", options: options, engineIO: engineIO) { _ in EchoDelegate() },
-            socketIO(options: options, engineIO: engineIO, connectTimeout: socketIOConnectTimeout, bus: bus).endpoint,
+            socketIO(options: options, engineIO: engineIO, connectTimeout: socketIOConnectTimeout, recovery: socketIORecovery, bus: bus).endpoint,
         ]
     }
 
@@ -128,9 +131,10 @@ public enum SockwayDemoEndpoints {
         options: SockwayEndpointOptions = .init(),
         engineIO: EngineIOOptions = .init(),
         connectTimeout: TimeAmount = .seconds(45),
-        bus: any BroadcastBus = InProcessBroadcastBus()
+        recovery: SocketIORecovery? = nil,
+        bus: (any BroadcastBus)? = nil
     ) -> SocketIOServer {
-        let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout, bus: bus)
+        let io = SocketIOServer(options: options, engineIO: engineIO, connectTimeout: connectTimeout, recovery: recovery, bus: bus)
         let refuse: SocketIONamespace.ImmediateMiddleware = { socket in
             if socket.auth["refuse"]?.boolValue == true { throw SocketIOConnectError("refused by server") }
         }

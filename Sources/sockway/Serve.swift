@@ -91,6 +91,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("sio-connect-timeout"), help: "Socket.IO: seconds a client may take to connect to a namespace after its handshake.")
     var sioConnectTimeout: Double = 45
 
+    @Option(name: .customLong("sio-recovery"), help: "Socket.IO: connection state recovery, with a window of this many seconds (Socket.IO's default is 120); a client that lost its connection gets its id, rooms and missed events back, on any node of a cluster. Default: off.")
+    var sioRecovery: Double?
+
+    @Option(name: .customLong("sio-recovery-max-missed"), help: "Socket.IO: the most events a client may have missed and still recover.")
+    var sioRecoveryMaxMissed = 10_000
+
     @Flag(name: .customLong("allow-any-origin-with-credentials"), help: "Without --allowed-origin: echo any page's origin with Access-Control-Allow-Credentials (sockjs-node's CORS; any site may then use the user's cookies).")
     var allowAnyOriginWithCredentials = false
 
@@ -198,6 +204,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--eio-ping-interval and --eio-ping-timeout must be between 0 and 86400 seconds")
         }
         guard sioConnectTimeout > 0 && sioConnectTimeout < 86_400 else { throw ValidationError("--sio-connect-timeout must be between 0 and 86400 seconds") }
+        if let sioRecovery, !(sioRecovery > 0 && sioRecovery <= 86_400) { throw ValidationError("--sio-recovery must be between 0 and 86400 seconds") }
+        guard (1...1_000_000).contains(sioRecoveryMaxMissed) else { throw ValidationError("--sio-recovery-max-missed must be between 1 and 1000000") }
         guard eioMaxPayload > 0 && eioMaxPayload <= Int(UInt32.max) else { throw ValidationError("--eio-max-payload must be 1...4294967295") }
         for value in [headerTimeout, bodyTimeout, keepAliveTimeout] where !(value > 0 && value < 86_400) {
             throw ValidationError("--header-timeout, --body-timeout and --keep-alive-timeout must be between 0 and 86400 seconds")
@@ -357,7 +365,10 @@ struct Serve: AsyncParsableCommand {
             options: options,
             engineIO: engineIO,
             socketIOConnectTimeout: .nanoseconds(Int64(sioConnectTimeout * 1e9)),
-            bus: bus ?? InProcessBroadcastBus()
+            socketIORecovery: sioRecovery.map {
+                SocketIORecovery(maxDisconnectionDuration: .milliseconds(Int64($0 * 1000)), maxMissedPackets: sioRecoveryMaxMissed)
+            },
+            bus: bus
         )
         let bridge = SockwayBridgeOptions(
             tcpFraming: tcpFraming,

@@ -11,13 +11,14 @@ import Testing
 func withDemoServer(
     options: SockwayEndpointOptions = .init(),
     engineIO: EngineIOOptions = .init(),
+    socketIORecovery: SocketIORecovery? = nil,
     _ body: @Sendable (Int) async throws -> Void
 ) async throws {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     let server = SockwayServer(
         configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 2),
         logger: logger,
-        endpoints: SockwayDemoEndpoints.all(options: options, engineIO: engineIO)
+        endpoints: SockwayDemoEndpoints.all(options: options, engineIO: engineIO, socketIORecovery: socketIORecovery)
     )
     let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
     try await withThrowingTaskGroup(of: Void.self) { tasks in
