@@ -475,6 +475,8 @@ public final class SocketIOSocket: Sendable {
         var held: [(packet: SocketIOWirePacket, position: BroadcastPosition?)]?
         /// From where it gets broadcasts (kept in its record, for a client that saw no offset yet).
         var joinedAt: BroadcastPosition?
+        /// For a recovered socket: the last position its replay sent.
+        var replayedThrough: BroadcastPosition?
     }
 
     /// The private session id a recovering client presents (recovery on); never shown to others.
@@ -669,12 +671,15 @@ public final class SocketIOSocket: Sendable {
 
     /// A broadcast for this socket: sent, or held while the socket waits for what it missed.
     func deliver(_ packet: SocketIOWirePacket, at position: BroadcastPosition?) {
-        let held = state.withLockedValue { state -> Bool in
-            guard state.held != nil else { return false }
+        let send = state.withLockedValue { state -> Bool in
+            if let position, let floor = state.replayedThrough, position.epoch == floor.epoch, position.offset <= floor.offset {
+                return false
+            }
+            guard state.held != nil else { return true }
             state.held!.append((packet, position))
-            return true
+            return false
         }
-        if !held { send(packet) }
+        if send { self.send(packet) }
     }
 
     /// Sends what the socket missed (from the bus's history: those publications it is a target of),
@@ -689,8 +694,13 @@ public final class SocketIOSocket: Sendable {
             guard broadcast.rooms.isEmpty || !broadcast.rooms.isDisjoint(with: rooms), !broadcast.except.contains(id) else { continue }
             send(namespace.packet(broadcast, offset: delivery.position))
         }
+        // From here on, a publication the replay covered is dropped when it arrives (this node may
+        // deliver it after the history was read).
         let held = state.withLockedValue { state in
-            defer { state.held = nil }
+            defer {
+                state.held = nil
+                state.replayedThrough = last
+            }
             return state.held ?? []
         }
         for (packet, position) in held {

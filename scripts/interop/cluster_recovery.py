@@ -214,10 +214,11 @@ async def main():
                 recovered += 1
             else:
                 not_recovered += 1
-        if missing or len(connects) > 1 and not all(c["recovered"] for c in connects[1:]):
+        doubled = sorted({item for item in seen if seen.count(item) > 1})
+        if missing or doubled or len(connects) > 1 and not all(c["recovered"] for c in connects[1:]):
             print(f"  listener {result['index']} ({result['transport']}): nodes "
                   f"{[c['node'] for c in connects]}, recovered {[c['recovered'] for c in connects[1:]]}, "
-                  f"missing {len(missing)}", flush=True)
+                  f"missing {len(missing)}, doubled {doubled[:10]}", flush=True)
     print(
         f"socket.io recovery across {len(nodes)} nodes behind the balancer, one killed: {len(page.results)} "
         f"listeners x {len(expected)} messages of the surviving senders: delivered {delivered}, lost {lost}; "
