@@ -145,3 +145,10 @@ package struct BroadcastSubscribers: Sendable {
 
     package var streams: [String] { Array(byStream.keys) }
 }
+
+/// Where the nodes of a cluster can be reached: what lets a node forward a request that reached it
+/// for a session another node holds (behind a load balancer without stickiness).
+public protocol ClusterDirectory: AnyObject, Sendable {
+    /// The base URL (`http://10.0.0.5:8080`) of the live node `id`; `nil` when it is not known.
+    func address(of node: String) -> String?
+}

@@ -489,6 +489,7 @@ final class OutboxWorker {
             logger: logger
         )
         nextHeartbeat = ContinuousClock.now + configuration.heartbeatInterval
+        bus.setAddresses(try await nodes())
     }
 
     private func nodes() async throws -> [ClusterNode] {

@@ -21,7 +21,7 @@ import SockwayCluster
 /// the gap is logged and counted. The connection comes back with exponential backoff.
 ///
 /// Run it as a `Service` (in the same `ServiceGroup` as the server, before it).
-public final class PostgresBroadcastBus: BroadcastBus, Service {
+public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service {
     /// How to reach PostgreSQL and how much the outbox keeps.
     public struct Configuration: Sendable {
         public var connection: PostgresConnection.Configuration
@@ -118,6 +118,8 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
         var wakeQueued = false
         var statistics = Statistics()
         var connected = false
+        /// The live nodes' addresses, as of the last heartbeat.
+        var addresses: [String: String] = [:]
         var connectedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -233,6 +235,20 @@ public final class PostgresBroadcastBus: BroadcastBus, Service {
                 continuation.resume(throwing: PostgresClusterError.unavailable)
             }
         }
+    }
+
+    /// The address a live node registered (``Configuration/advertisedAddress``), as of this node's last
+    /// heartbeat: what a server forwards a request to when it holds another node's session.
+    public func address(of node: String) -> String? {
+        shared.withLockedValue { $0.addresses[node] }
+    }
+
+    func setAddresses(_ nodes: [ClusterNode]) {
+        var addresses: [String: String] = [:]
+        for node in nodes where node.id != nodeID {
+            if let address = node.address { addresses[node.id] = address }
+        }
+        shared.withLockedValue { $0.addresses = addresses }
     }
 
     /// Whether the bus has a working connection to PostgreSQL now.

@@ -17,6 +17,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case foreignOrigin
         case sessionOwnerMismatch
         case draining
+        case forwardFailed
     }
 
     let kind: Kind
@@ -32,6 +33,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
     static let foreignOrigin = Self(kind: .foreignOrigin)
     static let sessionOwnerMismatch = Self(kind: .sessionOwnerMismatch)
     static let draining = Self(kind: .draining)
+    static let forwardFailed = Self(kind: .forwardFailed)
 
     /// A stable name for logs and metrics (`malformed_request`, `session_limit`...).
     public var name: String {
@@ -47,6 +49,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case .foreignOrigin: "foreign_origin"
         case .sessionOwnerMismatch: "session_owner_mismatch"
         case .draining: "draining"
+        case .forwardFailed: "forward_failed"
         }
     }
 
@@ -63,6 +66,7 @@ public struct SockwayRefusal: Error, Hashable, Sendable, CustomStringConvertible
         case .foreignOrigin: "origin not allowed"
         case .sessionOwnerMismatch: "session used by another client than its owner"
         case .draining: "server draining before it stops: new sessions belong on another node"
+        case .forwardFailed: "the node that holds the session could not be reached"
         }
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SockwayCluster
 import SockwayHTTP
 import SockwaySockJS
 import SockwayWebSocket
@@ -84,6 +85,11 @@ public struct SockwayConfiguration: Sendable {
     /// holds it without shared state (HAProxy: `use-server a if { urlp(sid) -m beg a~ }`). `nil`
     /// (the default): plain ids.
     public var nodeID: String?
+    /// Where the cluster's other nodes are (a cluster bus, say). With ``nodeID`` set, an Engine.IO
+    /// request for a session of another node is forwarded to it, one hop at most, so that the cluster
+    /// also works behind a load balancer without stickiness. `nil` (the default): such a request gets
+    /// the unknown-session error.
+    public var directory: (any ClusterDirectory)?
 
     public init(
         host: String = "127.0.0.1",

@@ -10,7 +10,9 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOWebSocket
+import SockwayCluster
 import SockwayEngineIO
 import SockwayHTTP
 import SockwaySockJS
@@ -194,6 +196,8 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case upgrading
         /// An Engine.IO poll is attached to its session (or on its way there).
         case engineIOPolling(EngineIOPollReceiver, EngineIORuntime, sid: String, headers: HTTPHeaders)
+        /// The request is for a session another node holds: the connection is being spliced to it.
+        case forwarding
         /// The request could not be read (or timed out): answered, then the connection closes.
         case failed
     }
@@ -270,9 +274,12 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if case .failed = mode { return }
-        if case .upgrading = mode {
+        switch mode {
+        case .upgrading, .forwarding:
             inbound.writeBuffer(&bytes)
             return
+        default:
+            break
         }
         if inbound.readableBytes == 0 {
             inbound = bytes
@@ -289,7 +296,7 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         defer { isParsing = false }
         while self.context != nil {
             switch mode {
-            case .failed, .upgrading:
+            case .failed, .upgrading, .forwarding:
                 return
             default:
                 break
@@ -341,6 +348,10 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseComplete = false
             requestsSeen += 1
             releaseBody()
+            if let forwarded = forwardingTarget(head) {
+                forward(head, to: forwarded, context: context)
+                return
+            }
             if !upgradeDeclined, upgrader != nil, head.method == .GET, parser.bodyFraming == .none,
                 head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
             {
@@ -850,6 +861,70 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             }
         }
+    }
+
+    // MARK: Forwarding
+
+    /// Where `head` goes if it is for a session another node of the cluster holds.
+    private func forwardingTarget(_ head: HTTPRequestHead) -> ForwardedRequest? {
+        guard let directory = server.configuration.directory, let nodeID = server.configuration.nodeID else { return nil }
+        let (path, query) = head.target
+        guard server.matchEngineIO(path: path) != nil, let sid = EngineIOQuery(parsing: query).sid else { return nil }
+        return ForwardedRequest(head, sid: sid[...], nodeID: nodeID, directory: directory)
+    }
+
+    /// Connects to the owner and splices this connection to it: the head (marked as forwarded), then
+    /// every byte both ways until either side closes. Reads pause until the splice is in place.
+    private func forward(_ head: HTTPRequestHead, to target: ForwardedRequest, context: ChannelHandlerContext) {
+        mode = .forwarding
+        readsPaused = true
+        timer?.cancel()
+        timer = nil
+        let client = context.channel
+        let from = server.configuration.nodeID ?? ""
+        let peerSplice = NIOLoopBound(SpliceHandler(), eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(.seconds(2))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(peerSplice.value) }
+            }
+            .connect(host: target.host, port: target.port)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                guard let context = self.context else {
+                    if case .success(let peer) = result { peer.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let peer):
+                    var prelude = peer.allocator.buffer(capacity: 512 + inbound.readableBytes)
+                    ForwardedRequest.encode(head, from: from, client: client.remoteAddress, into: &prelude)
+                    prelude.writeBuffer(&inbound)
+                    let clientSplice = SpliceHandler()
+                    SpliceHandler.pair(clientSplice, peerSplice.value)
+                    do {
+                        let pipeline = context.pipeline.syncOperations
+                        if let encoder = try? pipeline.handler(type: HTTPResponseEncoder.self) {
+                            pipeline.removeHandler(encoder, promise: nil)
+                        }
+                        try pipeline.addHandler(clientSplice, position: .after(self))
+                        pipeline.removeHandler(context: context, promise: nil)
+                    } catch {
+                        peer.close(promise: nil)
+                        client.close(promise: nil)
+                        return
+                    }
+                    peer.writeAndFlush(prelude, promise: nil)
+                    client.read()
+                case .failure:
+                    // The owner cannot be reached: its sessions are gone; the client starts over.
+                    server.refusals.log(.forwardFailed, from: client.remoteAddress)
+                    keepAlive = false
+                    let cors = server.matchEngineIO(path: head.target.path)?.corsHeaders(origin: head.headers.first(name: "origin")) ?? [:]
+                    respondEngineIO(error: .unknownSessionID, headers: cors, context: context)
+                }
+            }
     }
 
     // MARK: Engine.IO

@@ -169,6 +169,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("drain-window"), help: "On SIGTERM: refuse new sessions (health check 503) and close the open ones with 1001 at random moments over this many seconds, so their clients move to other nodes a few at a time (default 0: all at once).")
     var drainWindow: Double = 0
 
+    @Option(name: .customLong("advertise"), help: ArgumentHelp("With --cluster: the URL the other nodes reach this one at, to forward it requests for its sessions (default http://HOST:PORT; set it when HOST is 0.0.0.0). Only http:// URLs are forwarded to.", valueName: "url"))
+    var advertise: String?
+
     @Flag(name: .customLong("cluster-optional"), help: "With --cluster: start even when PostgreSQL cannot be reached (local delivery only until it can), instead of exiting with status 1.")
     var clusterOptional = false
 
@@ -228,7 +231,7 @@ struct Serve: AsyncParsableCommand {
     /// `--cluster` and `--node-id` as the bus's configuration; `nil` without `--cluster`.
     func clusterConfiguration() throws -> PostgresBroadcastBus.Configuration? {
         guard let cluster else {
-            if nodeID != nil || clusterOptional { throw ValidationError("--node-id and --cluster-optional go with --cluster") }
+            if nodeID != nil || clusterOptional || advertise != nil { throw ValidationError("--node-id, --advertise and --cluster-optional go with --cluster") }
             return nil
         }
         guard let nodeID else { throw ValidationError("--cluster needs --node-id NAME (each node its own)") }
@@ -354,11 +357,12 @@ struct Serve: AsyncParsableCommand {
                 logger.warning("cannot reach PostgreSQL for --cluster: starting in local-only mode, reconnecting in the background", metadata: metadata)
             }
             var clusterConfiguration = clusterConfiguration
-            clusterConfiguration.advertisedAddress = "\(tlsCert == nil ? "http" : "https")://\(host):\(port)"
+            clusterConfiguration.advertisedAddress = advertise ?? "\(tlsCert == nil ? "http" : "https")://\(host):\(port)"
             let postgresBus = PostgresBroadcastBus(configuration: clusterConfiguration, logger: clusterLogger)
             bus = postgresBus
             clusterServices.append(postgresBus)
             configuration.nodeID = clusterConfiguration.nodeID
+            configuration.directory = postgresBus
             logger.info("cluster", metadata: ["node": "\(clusterConfiguration.nodeID)"])
         }
         var endpoints = SockwayDemoEndpoints.all(
