@@ -96,6 +96,33 @@ public protocol BroadcastBus: AnyObject, Sendable {
     /// within its window, or open on a node that is gone (its window counted from the node's last
     /// sign of life). `nil` otherwise, or when the bus cannot tell now.
     func takeSession(key: String) async -> ByteBuffer?
+
+    // MARK: Membership
+
+    /// Tells the bus how to count this node's members of each room of `stream` (asked when the bus
+    /// needs the counts: at each heartbeat of a cluster's bus). Replaces an earlier counter.
+    func reportMembers(of stream: String, _ counts: @escaping @Sendable () -> [String: Int])
+
+    /// The members of each room of `stream` on every node, as of their last reports (a cluster's
+    /// nodes report at each heartbeat). Throws when the bus cannot tell now.
+    func members(of stream: String) async throws -> [String: Int]
+}
+
+/// The local members of each room of a stream, as reported, summed over every counter.
+package struct MemberCounters: Sendable {
+    private var counters: [String: @Sendable () -> [String: Int]] = [:]
+
+    package init() {}
+
+    package mutating func set(_ counts: @escaping @Sendable () -> [String: Int], for stream: String) {
+        counters[stream] = counts
+    }
+
+    package func counts(of stream: String) -> [String: Int] {
+        counters[stream]?() ?? [:]
+    }
+
+    package var streams: [String] { Array(counters.keys) }
 }
 
 /// A subscription to a stream; ``cancel()`` ends it (so does releasing it).

@@ -56,6 +56,7 @@ public final class InProcessBroadcastBus: BroadcastBus {
         var sessions: [String: ShelvedSession] = [:]
         /// Parked sessions in the order they were parked, to drop them once their window has passed.
         var parked = CircularBuffer<(key: String, until: ContinuousClock.Instant)>()
+        var members = MemberCounters()
     }
 
     public init(nodeID: String = "local", retention: Retention = .none) {
@@ -181,6 +182,16 @@ extension InProcessBroadcastBus {
             state.sessions[key] = nil
             return session.record
         }
+    }
+
+    public func reportMembers(of stream: String, _ counts: @escaping @Sendable () -> [String: Int]) {
+        state.withLockedValue { $0.members.set(counts, for: stream) }
+    }
+
+    /// This process's counts, counted now.
+    public func members(of stream: String) async throws -> [String: Int] {
+        let members = state.withLockedValue { $0.members }
+        return members.counts(of: stream)
     }
 
     private static func dropExpired(_ state: inout State, now: ContinuousClock.Instant) {

@@ -22,6 +22,10 @@ final class OutboxWorker {
     private var awayDropped = 0
     private var loggedNewerVersion = false
     private var parkedLeftovers = false
+    private var startedMembers = false
+    /// The member counts last written per stream (`nil`: never, so the first heartbeat clears what an
+    /// earlier run left).
+    private var membersWritten: [String: [String: Int]] = [:]
     private var nextHeartbeat = ContinuousClock.now
     private let startedAt = ContinuousClock.now
 
@@ -64,6 +68,15 @@ final class OutboxWorker {
             var history = BroadcastHistory.unavailable
             await attempt { history = try await self.history(of: stream, after: after, limit: limit) }
             continuation.resume(returning: history)
+        case .members(let stream, let continuation):
+            do {
+                guard let connection else { throw OutboxUnavailable() }
+                let rooms = try await Self.rooms(on: connection, stream: stream, heartbeatInterval: bus.configuration.heartbeatInterval, logger: logger)
+                continuation.resume(returning: Dictionary(rooms.map { ($0.room, $0.members) }, uniquingKeysWith: +))
+            } catch {
+                continuation.resume(throwing: error is OutboxUnavailable ? PostgresClusterError.unavailable : error)
+                if !(error is OutboxUnavailable) { lose(error) }
+            }
         case .takeSession(let key, let continuation):
             // This node's own writes first: a session parked here a moment ago can be taken here.
             await publishPending()
@@ -79,6 +92,7 @@ final class OutboxWorker {
         if let connection {
             // Leaving: out of the registry at once rather than after three missed heartbeats.
             _ = try? await connection.query("DELETE FROM sockway_nodes WHERE node_id = \(bus.nodeID)", logger: logger)
+            _ = try? await connection.query("DELETE FROM sockway_members WHERE node_id = \(bus.nodeID)", logger: logger)
             try? await connection.close()
         }
         connection = nil
@@ -490,6 +504,63 @@ final class OutboxWorker {
         )
         nextHeartbeat = ContinuousClock.now + configuration.heartbeatInterval
         bus.setAddresses(try await nodes())
+        try await writeMembers()
+    }
+
+    /// This node's rows of `sockway_members`, rewritten for each stream whose counts changed.
+    private func writeMembers() async throws {
+        guard let connection else { return }
+        let counters = bus.memberCounters
+        if !startedMembers {
+            try await connection.query("DELETE FROM sockway_members WHERE node_id = \(bus.nodeID)", logger: logger)
+            startedMembers = true
+        }
+        for stream in counters.streams {
+            var counts = counters.counts(of: stream).filter { $0.value > 0 }
+            if counts.count > PostgresBroadcastBus.maxReportedRooms {
+                counts = Dictionary(uniqueKeysWithValues: counts.sorted { $0.value > $1.value }.prefix(PostgresBroadcastBus.maxReportedRooms).map { ($0.key, $0.value) })
+            }
+            guard membersWritten[stream] != counts else { continue }
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                try await connection.query("DELETE FROM sockway_members WHERE node_id = \(bus.nodeID) AND stream = \(stream)", logger: logger)
+                if !counts.isEmpty {
+                    let rooms = Array(counts.keys)
+                    let members = rooms.map { Int64(counts[$0]!) }
+                    try await connection.query(
+                        """
+                        INSERT INTO sockway_members (node_id, stream, room, members) \
+                        SELECT \(bus.nodeID), \(stream), r, m FROM unnest(\(rooms)::text[], \(members)::bigint[]) AS t(r, m)
+                        """,
+                        logger: logger
+                    )
+                }
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            membersWritten[stream] = counts
+        }
+    }
+
+    /// Rooms and their members on the nodes heard of within three heartbeat intervals (of `stream`,
+    /// or of every stream).
+    static func rooms(on connection: PostgresConnection, stream: String?, heartbeatInterval interval: Duration, logger: Logger) async throws -> [ClusterRoom] {
+        let window = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let rows = try await connection.query(
+            """
+            SELECT m.stream, m.room, sum(m.members)::bigint FROM sockway_members m JOIN sockway_nodes n USING (node_id) \
+            WHERE n.heartbeat_at > clock_timestamp() - make_interval(secs => \(window * 3)) \
+            AND (\(stream)::text IS NULL OR m.stream = \(stream)) GROUP BY m.stream, m.room ORDER BY m.stream, m.room
+            """,
+            logger: logger
+        )
+        var rooms: [ClusterRoom] = []
+        for try await (stream, room, members) in rows.decode((String, String, Int64).self) {
+            rooms.append(ClusterRoom(stream: stream, room: room, members: Int(members)))
+        }
+        return rooms
     }
 
     private func nodes() async throws -> [ClusterNode] {

@@ -118,6 +118,7 @@ public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service
         var wakeQueued = false
         var statistics = Statistics()
         var connected = false
+        var members = MemberCounters()
         /// The live nodes' addresses, as of the last heartbeat.
         var addresses: [String: String] = [:]
         var connectedWaiters: [CheckedContinuation<Void, Never>] = []
@@ -161,6 +162,7 @@ public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service
         case nodes(CheckedContinuation<[ClusterNode], any Error>)
         case history(String, after: BroadcastPosition, limit: Int, CheckedContinuation<BroadcastHistory, Never>)
         case takeSession(String, CheckedContinuation<ByteBuffer?, Never>)
+        case members(String, CheckedContinuation<[String: Int], any Error>)
     }
 
     public init(
@@ -320,6 +322,38 @@ public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service
         }
     }
 
+    /// Written to `sockway_members` at each heartbeat, when the counts changed (at most
+    /// ``maxReportedRooms`` rooms per stream, the largest).
+    public func reportMembers(of stream: String, _ counts: @escaping @Sendable () -> [String: Int]) {
+        shared.withLockedValue { $0.members.set(counts, for: stream) }
+    }
+
+    /// The most rooms per stream a node reports.
+    public static let maxReportedRooms = 10_000
+
+    /// Summed over the nodes heard of within three heartbeats, from their last reports. Throws
+    /// ``PostgresClusterError/unavailable`` while PostgreSQL is unreachable.
+    public func members(of stream: String) async throws -> [String: Int] {
+        try await withCheckedThrowingContinuation { continuation in
+            if case .terminated = sink.yield(.members(stream, continuation)) {
+                continuation.resume(throwing: PostgresClusterError.unavailable)
+            }
+        }
+    }
+
+    /// Every stream's rooms and their members on the live nodes, for a tool (`sockway nodes --rooms`).
+    public static func liveMembers(
+        _ configuration: Configuration,
+        logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> [ClusterRoom] {
+        try await withConnection(configuration, logger: logger, eventLoopGroup: eventLoopGroup) { connection in
+            try await OutboxWorker.rooms(on: connection, stream: nil, heartbeatInterval: configuration.heartbeatInterval, logger: logger)
+        }
+    }
+
+    var memberCounters: MemberCounters { shared.withLockedValue { $0.members } }
+
     private func writeSession(_ key: String, _ write: SessionWrite) {
         wakeWorker { shared in
             if let earlier = shared.sessionWrites[key] {
@@ -464,6 +498,13 @@ public struct ClusterNode: Sendable, Hashable {
     public var sessions: Int
     /// How long ago its last heartbeat was written, as PostgreSQL's clock sees it.
     public var heartbeatAge: Duration
+}
+
+/// A room of a stream, and its members on the live nodes.
+public struct ClusterRoom: Sendable, Hashable {
+    public var stream: String
+    public var room: String
+    public var members: Int
 }
 
 /// Why a cluster could not be set up.

@@ -12,6 +12,8 @@ import PostgresNIO
 /// - `sockway_sessions`: the state of sessions that a client may resume on any node (Socket.IO's
 ///   connection state recovery): written while the session is open, parked with a deadline when it
 ///   ends with a lost connection, taken (deleted) by the node that resumes it.
+/// - `sockway_members`: each node's member count per room of each stream, rewritten by its heartbeat
+///   when it changed: summed over the live nodes, the cluster's room sizes.
 /// - `sockway_publish(stream, origin, payloads, keep, channel)`: appends a batch, trims the stream to
 ///   `keep` rows, and `NOTIFY`s `channel` with `version epoch top origin stream` (no payload: the
 ///   notification only wakes the nodes).
@@ -57,6 +59,15 @@ enum PostgresOutboxSchema {
             window_seconds float8 NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
             parked_until timestamptz
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS sockway_members (
+            node_id text NOT NULL,
+            stream text NOT NULL,
+            room text NOT NULL,
+            members bigint NOT NULL,
+            PRIMARY KEY (node_id, stream, room)
         )
         """,
         // Large payloads out of line but not compressed: pglz on every publication of a few KiB cost

@@ -176,6 +176,28 @@ public final class SocketIONamespace: Sendable {
         self.recovery = recovery
         let subscription = bus.subscribe(to: stream) { [weak self] delivery in self?.deliver(delivery) }
         self.subscription.withLockedValue { $0 = subscription }
+        bus.reportMembers(of: stream) { [weak self] in self?.localCounts() ?? [:] }
+    }
+
+    /// This node's sockets (under `""`, a name no room can have) and the members of each room,
+    /// the rooms of the sockets' own ids left out.
+    private func localCounts() -> [String: Int] {
+        state.withLockedValue { state in
+            var counts = ["": state.sockets.count]
+            for (room, members) in state.rooms where state.sockets[room] == nil {
+                counts[room] = members.count
+            }
+            return counts
+        }
+    }
+
+    /// The namespace's sockets and the members of each of its rooms, on every node of the bus (as of
+    /// their last reports: a cluster's nodes report every heartbeat, 2 s). The rooms of the sockets'
+    /// own ids are not counted. Throws when the bus cannot tell now (its database away).
+    public func counts() async throws -> (sockets: Int, rooms: [String: Int]) {
+        var rooms = try await bus.members(of: stream)
+        let sockets = rooms.removeValue(forKey: "") ?? 0
+        return (sockets, rooms)
     }
 
     /// A broadcast from the bus (made here or on another node): to the local sockets it targets,

@@ -33,10 +33,17 @@ public final class SockwayBroadcastGroup: Sendable {
         self.bus = bus
         let subscription = bus.subscribe(to: "sockjs:" + name) { [weak self] delivery in self?.deliver(delivery) }
         self.subscription.withLockedValue { $0 = subscription }
+        bus.reportMembers(of: "sockjs:" + name) { [weak self] in ["": self?.count ?? 0] }
     }
 
     /// The members on this node.
     public var count: Int { members.withLockedValue { $0.count } }
+
+    /// The members on every node of the bus, as of their last reports (a cluster's nodes report every
+    /// heartbeat, 2 s). Throws when the bus cannot tell now.
+    public func clusterCount() async throws -> Int {
+        try await bus.members(of: stream)[""] ?? 0
+    }
 
     public func join(_ session: SockwaySession) {
         members.withLockedValue { $0[ObjectIdentifier(session)] = session }

@@ -158,3 +158,55 @@ struct ClusteredRecoveryTests {
         }
     }
 }
+
+/// Cluster-wide queries: room sizes from every node's reports, and an emit to one socket from any node.
+@Suite(.serialized, .enabled(if: TestDatabase.available, "needs SOCKWAY_POSTGRES_URL (scripts/test starts PostgreSQL)"))
+struct ClusterQueryTests {
+    @Test func roomSizesAddUpOverTheNodesAndASocketIsReachedFromAnyNode() async throws {
+        try await withNodes(["one", "two"], configure: { $0.heartbeatInterval = .milliseconds(200) }) { buses in
+            let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            let ios = buses.map { SockwayDemoEndpoints.socketIO(bus: $0) }
+            let servers = ios.map { io in
+                SockwayServer(configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 1), logger: logger, endpoints: [io.endpoint])
+            }
+            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                var ports: [Int] = []
+                for server in servers { ports.append(try #require(await server.localAddress?.port)) }
+                try await Task.sleep(for: .milliseconds(300))
+                let room = "sizes-" + UUID().uuidString.prefix(8)
+                var clients: [SocketIOTestClient] = []
+                var ids: [String] = []
+                for (index, port) in [ports[0], ports[0], ports[0], ports[1], ports[1]].enumerated() {
+                    let client = try await SocketIOTestClient(port: port)
+                    client.send("40")
+                    let reply = try #require(await client.waitFor(1).first.flatMap(SocketIOTestClient.connectReply))
+                    ids.append(reply.sid)
+                    if index < 4 {
+                        client.send(#"421["join","\#(room)"]"#)
+                        await client.waitUntil { $0.contains(#"431["\#(room)"]"#) }
+                    }
+                    clients.append(client)
+                }
+                var counts: (sockets: Int, rooms: [String: Int]) = (0, [:])
+                for _ in 0..<50 {
+                    counts = try await ios[1].sockets.counts()
+                    if counts.rooms[room] == 4 && counts.sockets >= 5 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(counts.rooms[room] == 4)
+                #expect(counts.sockets >= 5)
+                #expect(counts.rooms.keys.allSatisfy { !ids.contains($0) })
+                // From node two to a socket of node one, by its id.
+                ios[1].sockets.to(ids[0]).emit("direct", ["hello"])
+                let got = await clients[0].waitUntil { $0.contains(#"42["direct","hello"]"#) }
+                #expect(got.contains(#"42["direct","hello"]"#))
+                #expect(!clients[1].packets.contains(#"42["direct","hello"]"#))
+                for client in clients { client.close() }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+}

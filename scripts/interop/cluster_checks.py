@@ -23,8 +23,10 @@ python-socketio of scripts/interop/sockway_pyenv.py.
 """
 import argparse
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 
@@ -86,6 +88,8 @@ async def main():
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--clients-per-transport", type=int, default=4)
     parser.add_argument("--interval", type=float, default=0.01)
+    parser.add_argument("--sockway", help="the sockway executable: check `sockway nodes --rooms` against the listeners")
+    parser.add_argument("--cluster-url", help="the cluster's PostgreSQL, for --sockway")
     args = parser.parse_args()
     nodes = args.nodes.split(",")
     victim = len(nodes) - 1
@@ -104,6 +108,21 @@ async def main():
     if spread[victim_name] == 0:
         print("FAIL: no listener landed on the node to be killed", flush=True)
         return 1
+    if args.sockway:
+        # The cluster-wide room size, from every node's heartbeat (every 2 s).
+        members = None
+        for _ in range(30):
+            await asyncio.sleep(0.5)
+            listed = subprocess.run([args.sockway, "nodes", "--cluster", args.cluster_url, "--rooms", "--json"],
+                                    capture_output=True, text=True, timeout=30, check=True).stdout
+            rows = [json.loads(line) for line in listed.splitlines() if line.strip()]
+            members = next((row["members"] for row in rows if row["stream"] == "sio:/socket.io#/" and row["room"] == room), None)
+            if members == len(listeners):
+                break
+        if members != len(listeners):
+            print(f"FAIL: sockway nodes --rooms says {members} members in the room, not {len(listeners)}", flush=True)
+            return 1
+        print(f"ok: sockway nodes --rooms: {members} members in the room over {len(nodes)} nodes", flush=True)
     senders = []
     for url in nodes:
         sender = socketio.AsyncClient(reconnection=False)
