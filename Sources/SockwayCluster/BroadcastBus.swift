@@ -114,8 +114,10 @@ package struct MemberCounters: Sendable {
 
     package init() {}
 
-    package mutating func set(_ counts: @escaping @Sendable () -> [String: Int], for stream: String) {
-        counters[stream] = counts
+    /// Returns the counter it replaces, to be released outside the caller's lock.
+    @discardableResult
+    package mutating func set(_ counts: @escaping @Sendable () -> [String: Int], for stream: String) -> (@Sendable () -> [String: Int])? {
+        counters.updateValue(counts, forKey: stream)
     }
 
     package func counts(of stream: String) -> [String: Int] {
@@ -160,9 +162,12 @@ package struct BroadcastSubscribers: Sendable {
         return (nextID, first)
     }
 
-    package mutating func remove(_ id: UInt64, from stream: String) {
-        byStream[stream]?[id] = nil
+    /// Removes the subscriber `id`; returns its closure, to be released by the caller outside its lock
+    /// (what the closure holds may, going away, cancel other subscriptions of the same bus).
+    package mutating func remove(_ id: UInt64, from stream: String) -> Deliver? {
+        let removed = byStream[stream]?.removeValue(forKey: id)
         if byStream[stream]?.isEmpty == true { byStream[stream] = nil }
+        return removed
     }
 
     package func handlers(of stream: String) -> [Deliver] {

@@ -119,12 +119,14 @@ public final class InProcessBroadcastBus: BroadcastBus {
     ) -> BroadcastSubscription {
         let id = state.withLockedValue { $0.subscribers.add(deliver, to: stream).id }
         return BroadcastSubscription { [weak self] in
-            self?.state.withLockedValue { state in
-                state.subscribers.remove(id, from: stream)
+            let removed = self?.state.withLockedValue { state in
+                let removed = state.subscribers.remove(id, from: stream)
                 if state.subscribers.handlers(of: stream).isEmpty, state.streams[stream]?.draining == false {
                     state.streams[stream] = nil
                 }
+                return removed
             }
+            withExtendedLifetime(removed) {}  // released here, outside the lock
         }
     }
 }
@@ -185,7 +187,8 @@ extension InProcessBroadcastBus {
     }
 
     public func reportMembers(of stream: String, _ counts: @escaping @Sendable () -> [String: Int]) {
-        state.withLockedValue { $0.members.set(counts, for: stream) }
+        let replaced = state.withLockedValue { $0.members.set(counts, for: stream) }
+        withExtendedLifetime(replaced) {}
     }
 
     /// This process's counts, counted now.

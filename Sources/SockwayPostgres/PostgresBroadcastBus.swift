@@ -325,7 +325,8 @@ public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service
     /// Written to `sockway_members` at each heartbeat, when the counts changed (at most
     /// ``maxReportedRooms`` rooms per stream, the largest).
     public func reportMembers(of stream: String, _ counts: @escaping @Sendable () -> [String: Int]) {
-        shared.withLockedValue { $0.members.set(counts, for: stream) }
+        let replaced = shared.withLockedValue { $0.members.set(counts, for: stream) }
+        withExtendedLifetime(replaced) {}
     }
 
     /// The most rooms per stream a node reports.
@@ -373,7 +374,8 @@ public final class PostgresBroadcastBus: BroadcastBus, ClusterDirectory, Service
         let (id, first) = shared.withLockedValue { $0.subscribers.add(deliver, to: stream) }
         if first { sink.yield(.subscribed(stream)) }
         return BroadcastSubscription { [weak self] in
-            self?.shared.withLockedValue { $0.subscribers.remove(id, from: stream) }
+            let removed = self?.shared.withLockedValue { $0.subscribers.remove(id, from: stream) }
+            withExtendedLifetime(removed) {}  // released here, outside the lock
         }
     }
 

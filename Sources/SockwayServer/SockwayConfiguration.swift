@@ -90,6 +90,9 @@ public struct SockwayConfiguration: Sendable {
     /// also works behind a load balancer without stickiness. `nil` (the default): such a request gets
     /// the unknown-session error.
     public var directory: (any ClusterDirectory)?
+    /// What ``SockwayServer/send(_:toSession:at:)`` goes through to reach a session on whichever node
+    /// holds it (a cluster's bus). `nil` (the default): this node's sessions only.
+    public var bus: (any BroadcastBus)?
 
     public init(
         host: String = "127.0.0.1",

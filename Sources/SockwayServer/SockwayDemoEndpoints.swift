@@ -66,6 +66,41 @@ public final class SockwayBroadcastGroup: Sendable {
     }
 }
 
+/// Messages for one session, addressed by endpoint and id, as they travel on the bus.
+struct SessionDirectMessages: Equatable {
+    static let kind: UInt8 = 4
+    var prefix: String
+    var sessionID: String
+    var messages: [String]
+
+    func encoded() -> ByteBuffer {
+        var writer = BroadcastWriter(kind: Self.kind, capacity: 32 + prefix.utf8.count + sessionID.utf8.count + messages.reduce(0) { $0 + $1.utf8.count + 4 })
+        writer.write(prefix)
+        writer.write(sessionID)
+        writer.write(count: messages.count)
+        for message in messages { writer.write(message) }
+        return writer.buffer
+    }
+
+    init(prefix: String, sessionID: String, messages: [String]) {
+        self.prefix = prefix
+        self.sessionID = sessionID
+        self.messages = messages
+    }
+
+    init(decoding payload: ByteBuffer) throws(BroadcastDecodingError) {
+        var reader = try BroadcastReader(payload)
+        guard reader.kind == Self.kind else { throw .malformed }
+        prefix = try reader.readString()
+        sessionID = try reader.readString()
+        let count = try reader.readCount(limit: SockJSBusMessages.maxMessages)
+        messages = []
+        messages.reserveCapacity(min(count, 1024))
+        for _ in 0..<count { messages.append(try reader.readString()) }
+        try reader.finish()
+    }
+}
+
 /// Why a broadcast group could not be made.
 public enum SockwayBroadcastGroupError: Error, Sendable, Hashable {
     /// Empty, or longer than `BroadcastWire.maxNameBytes` (256) UTF-8 bytes.

@@ -123,6 +123,18 @@ final class ServerRuntime: Sendable {
     func runtime(forPrefix prefix: String) -> EndpointRuntime? {
         endpoints.first { $0.endpoint.prefix == prefix }
     }
+
+    /// Sends `messages` to the session `id` of the endpoint at `prefix` (SockJS or Engine.IO), if this
+    /// node holds it; on the session's loop.
+    func sendHere(_ messages: [String], toSession id: String, at prefix: String) {
+        if let runtime = runtime(forPrefix: prefix) {
+            let store = runtime.store
+            store.owner(of: id).execute { store.session(id: id)?.send(contentsOf: messages) }
+        } else if let runtime = engineIOEndpoints.first(where: { $0.endpoint.prefix == prefix }) {
+            let store = runtime.store
+            store.owner(of: id).execute { store.session(id: id)?.send(contentsOf: messages) }
+        }
+    }
 }
 
 /// The plain answers to a SockJS request that a server bound or a session's binding refuses, the

@@ -8,6 +8,7 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
+import SockwayCluster
 import SockwayEngineIO
 import SockwaySockJS
 import SockwayWebSocket
@@ -47,6 +48,24 @@ public final class SockwayServer: Service, Sendable {
         var iterator = group.makeIterator()
         while let loop = iterator.next() { loops.append(loop) }
         self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops, logger: logger)
+        self.directSubscription = configuration.bus?.subscribe(to: Self.directStream) { [weak runtime] delivery in
+            guard let direct = try? SessionDirectMessages(decoding: delivery.payload) else { return }
+            runtime?.sendHere(direct.messages, toSession: direct.sessionID, at: direct.prefix)
+        }
+    }
+
+    /// The bus stream of ``send(_:toSession:at:)``: every node gets each message and the one that holds
+    /// the session delivers it.
+    static let directStream = "sockway:direct"
+    private let directSubscription: BroadcastSubscription?
+
+    /// Sends `messages` to the session `id` (a SockJS session id, an Engine.IO sid) of the endpoint at
+    /// `prefix`, on whichever node holds it: through ``SockwayConfiguration/bus`` when there is one,
+    /// else on this node. Nothing happens when no node holds such a session.
+    public func send(_ messages: [String], toSession id: String, at prefix: String) {
+        guard !messages.isEmpty else { return }
+        guard let bus = configuration.bus else { return runtime.sendHere(messages, toSession: id, at: prefix) }
+        bus.publish(SessionDirectMessages(prefix: prefix, sessionID: id, messages: messages).encoded(), on: Self.directStream)
     }
 
     /// The address the server listens on, once it does (useful with port 0). `nil` if binding failed.

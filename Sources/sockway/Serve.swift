@@ -363,6 +363,7 @@ struct Serve: AsyncParsableCommand {
             clusterServices.append(postgresBus)
             configuration.nodeID = clusterConfiguration.nodeID
             configuration.directory = postgresBus
+            configuration.bus = postgresBus
             logger.info("cluster", metadata: ["node": "\(clusterConfiguration.nodeID)"])
         }
         var endpoints = SockwayDemoEndpoints.all(

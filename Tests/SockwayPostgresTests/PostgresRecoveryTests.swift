@@ -210,3 +210,38 @@ struct ClusterQueryTests {
         }
     }
 }
+
+/// `SockwayServer.send(_:toSession:at:)` from any node of the cluster.
+@Suite(.serialized, .enabled(if: TestDatabase.available, "needs SOCKWAY_POSTGRES_URL (scripts/test starts PostgreSQL)"))
+struct ClusterDirectSendTests {
+    @Test func aSockJSSessionIsReachedFromAnotherNode() async throws {
+        try await withNodes(["one", "two"]) { buses in
+            let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            let servers = buses.map { bus in
+                var configuration = SockwayConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 1)
+                configuration.bus = bus
+                return SockwayServer(configuration: configuration, logger: logger, endpoints: SockwayDemoEndpoints.all(bus: bus))
+            }
+            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let port = try #require(await servers[0].localAddress?.port)
+                try await Task.sleep(for: .milliseconds(300))
+                let id = "direct" + UUID().uuidString.prefix(8).lowercased()
+                let poll = "POST /echo/000/\(id)/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                // (Chunked bodies: the frames are checked inside them.)
+                #expect(try RawConnection.exchange(port: port, poll).contains("\r\no\n"))
+                servers[1].send(["from two", "\"quoted\""], toSession: id, at: "/echo")
+                servers[1].send(["nobody"], toSession: "no-such-session", at: "/echo")
+                var answer = ""
+                for _ in 0..<20 where !answer.contains("a[") {
+                    answer = try RawConnection.exchange(port: port, poll)
+                }
+                #expect(answer.contains("\r\n" + #"a["from two","\"quoted\""]"# + "\n"))
+                #expect(!answer.contains("nobody"))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+}
