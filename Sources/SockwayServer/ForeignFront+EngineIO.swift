@@ -119,17 +119,15 @@ package struct ForeignEngineIOPoll: Sendable {
         let owner = runtime.store.owner(of: sid)
         let answered = owner.makePromise(of: ForeignResponse.self)
         let receiver = ForeignEngineIOPollReceiver(headers: headers, answer: answered)
-        let retryAfter = String(retryAfterSeconds)
+        let retryAfter = retryAfterSeconds
         owner.execute {
             if handshake {
                 switch runtime.makeSession(sid: sid, transport: .polling, remoteAddress: remoteAddress, headers: requestHeaders) {
                 case .success(let core):
                     core.attach(receiver)
                 case .failure:
-                    var busy = headers
-                    busy.add(name: "Retry-After", value: retryAfter)
-                    busy.add(name: "Content-Type", value: "application/json")
-                    answered.succeed(ForeignResponse(status: 503, headers: busy, body: ByteBuffer(string: "{\"code\":5,\"message\":\"Server busy\"}")))
+                    let busy = EngineIOBusyResponse(headers: headers, retryAfter: retryAfter)
+                    answered.succeed(ForeignResponse(status: EngineIOBusyResponse.status, headers: busy.headers, body: busy.body))
                 }
                 return
             }

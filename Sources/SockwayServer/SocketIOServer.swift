@@ -499,6 +499,10 @@ public final class SocketIOSocket: Sendable {
         var joinedAt: BroadcastPosition?
         /// For a recovered socket: the last position its replay sent.
         var replayedThrough: BroadcastPosition?
+
+        func record(namespace: String, id: String) -> SocketIOSessionRecord {
+            SocketIOSessionRecord(namespace: namespace, id: id, rooms: rooms, joinedAt: joinedAt)
+        }
     }
 
     /// The private session id a recovering client presents (recovery on); never shown to others.
@@ -733,9 +737,7 @@ public final class SocketIOSocket: Sendable {
 
     /// The socket's state as another node needs it to resume the socket.
     var record: SocketIOSessionRecord {
-        state.withLockedValue { state in
-            SocketIOSessionRecord(namespace: namespace.name, id: id, rooms: state.rooms, joinedAt: state.joinedAt)
-        }
+        state.withLockedValue { state in state.record(namespace: namespace.name, id: id) }
     }
 
     /// Writes the socket's record where any node can resume it (recovery on, connected).
@@ -759,7 +761,7 @@ public final class SocketIOSocket: Sendable {
 
     /// The socket is gone: it leaves its rooms, pending acknowledgements fail, handlers learn why.
     func closed(reason: String) {
-        let (wasConnected, rooms, acks, handlers) = state.withLockedValue { state in
+        let (wasConnected, rooms, acks, handlers, record) = state.withLockedValue { state in
             defer {
                 state.connected = false
                 state.gone = true
@@ -768,16 +770,20 @@ public final class SocketIOSocket: Sendable {
                 state.anyHandlers = []
                 state.disconnectHandlers = []
             }
-            return (state.connected, state.rooms, Array(state.pendingAcks.values), state.disconnectHandlers)
+            let record = state.record(namespace: namespace.name, id: id)
+            return (state.connected, state.rooms, Array(state.pendingAcks.values), state.disconnectHandlers, record)
         }
         guard wasConnected else { return }
         // After the lock above no join or leave reaches the namespace any more.
         namespace.remove(self, rooms: rooms)
-        if let pid, namespace.recovery != nil {
-            // A client that left, or was sent away, does not come back to this socket.
+        if let pid, let recovery = namespace.recovery {
+            // A client that left, or was sent away, does not come back to this socket. Otherwise the
+            // record is written again as it is now (rooms, and for a socket lost while it was being
+            // resumed, the record it was resumed from), then parked.
             if reason == "client namespace disconnect" || reason == "server namespace disconnect" {
                 namespace.bus.forgetSession(key: pid)
             } else {
+                namespace.bus.keepSession(record.encoded(), key: pid, window: recovery.maxDisconnectionDuration)
                 namespace.bus.parkSession(key: pid)
             }
         }

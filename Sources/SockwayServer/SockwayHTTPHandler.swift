@@ -137,6 +137,21 @@ final class ServerRuntime: Sendable {
     }
 }
 
+/// The answer to an Engine.IO handshake refused by the server's session bounds (`503`, `Retry-After`),
+/// the same on Sockway's own connections and over a foreign front.
+struct EngineIOBusyResponse {
+    static let status = 503
+    let headers: HTTPHeaders
+    let body = ByteBuffer(string: #"{"code":5,"message":"Server busy"}"#)
+
+    init(headers: HTTPHeaders, retryAfter: Int) {
+        var headers = headers
+        headers.add(name: "Retry-After", value: String(retryAfter))
+        headers.add(name: "Content-Type", value: "application/json")
+        self.headers = headers
+    }
+}
+
 /// The plain answers to a SockJS request that a server bound or a session's binding refuses, the
 /// same on Sockway's own connections and over a foreign front.
 enum SockJSRefusalResponse {
@@ -1111,11 +1126,9 @@ final class SockwayHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A handshake refused by the server's session bounds: `503` with `Retry-After`.
     func answerEngineIOPollOverloaded(_ receiver: EngineIOPollReceiver) {
-        guard let context, case .engineIOPolling(let current, _, _, var headers) = mode, current === receiver else { return }
-        headers.add(name: "Retry-After", value: String(server.configuration.retryAfterSeconds))
-        headers.add(name: "Content-Type", value: "application/json")
-        let body = context.channel.allocator.buffer(string: "{\"code\":5,\"message\":\"Server busy\"}")
-        respondEngineIO(.serviceUnavailable, headers: headers, body: body, context: context)
+        guard let context, case .engineIOPolling(let current, _, _, let headers) = mode, current === receiver else { return }
+        let busy = EngineIOBusyResponse(headers: headers, retryAfter: server.configuration.retryAfterSeconds)
+        respondEngineIO(.serviceUnavailable, headers: busy.headers, body: busy.body, context: context)
     }
 
     /// A poll refused before it reached its session.
