@@ -250,7 +250,12 @@ let package = Package(
         // Test helpers shared by several test targets.
         .target(
             name: "SockwayTestSupport",
-            dependencies: ["SockwayClient", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            dependencies: [
+                "SockwayClient",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/SockwayTestSupport",
             swiftSettings: strictSwift6
         ),

@@ -23,22 +23,11 @@ private func withTwoNodes(_ body: @Sendable (_ a: Int, _ b: Int, _ directory: Te
         configuration.directory = directory
         return SockwayServer(configuration: configuration, logger: logger, endpoints: SockwayDemoEndpoints.all())
     }
-    let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
+    try await withRunningServices(servers) {
         let a = try #require(await servers[0].localAddress?.port)
         let b = try #require(await servers[1].localAddress?.port)
         directory.addresses.withLockedValue { $0 = ["a": "http://127.0.0.1:\(a)", "b": "http://127.0.0.1:\(b)"] }
-        let result: Result<Void, any Error>
-        do {
-            try await body(a, b, directory)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-        try result.get()
+        try await body(a, b, directory)
     }
 }
 

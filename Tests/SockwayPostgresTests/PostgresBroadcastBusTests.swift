@@ -77,6 +77,13 @@ func publication(_ text: String) -> ByteBuffer {
     return buffer
 }
 
+/// The ports `servers` listen on.
+func listeningPorts(of servers: [SockwayServer]) async throws -> [Int] {
+    var ports: [Int] = []
+    for server in servers { ports.append(try #require(await server.localAddress?.port)) }
+    return ports
+}
+
 /// Runs nodes (buses of one channel) for `body`, connected, and stops them after.
 func withNodes(
     _ names: [String],
@@ -101,20 +108,9 @@ func withNodes(
         configure(&configuration)
         return PostgresBroadcastBus(configuration: configuration, logger: logger)
     }
-    let group = ServiceGroup(configuration: .init(services: buses, logger: logger))
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
+    try await withRunningServices(buses) {
         for bus in buses { await bus.waitUntilConnected() }
-        let result: Result<Void, any Error>
-        do {
-            try await body(buses)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-        try result.get()
+        try await body(buses)
     }
 }
 
@@ -364,11 +360,8 @@ struct ClusteredServerTests {
                     endpoints: SockwayDemoEndpoints.all(bus: bus)
                 )
             }
-            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                var ports: [Int] = []
-                for server in servers { ports.append(try #require(await server.localAddress?.port)) }
+            try await withRunningServices(servers) {
+                let ports = try await listeningPorts(of: servers)
                 try await Task.sleep(for: .milliseconds(300))  // the rooms' subscriptions start at the top
                 let first = try await SockwayClient.connect(
                     to: "http://127.0.0.1:\(ports[0])/chat",
@@ -388,8 +381,6 @@ struct ClusteredServerTests {
                 }
                 first.close()
                 second.close()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
             }
         }
     }

@@ -107,11 +107,8 @@ struct ClusteredRecoveryTests {
                     endpoints: SockwayDemoEndpoints.all(socketIORecovery: SocketIORecovery(), bus: bus)
                 )
             }
-            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                var ports: [Int] = []
-                for server in servers { ports.append(try #require(await server.localAddress?.port)) }
+            try await withRunningServices(servers) {
+                let ports = try await listeningPorts(of: servers)
                 try await Task.sleep(for: .milliseconds(300))
                 let room = "room-" + UUID().uuidString.prefix(8)
                 let senders = try await [SocketIOTestClient(port: ports[0]), SocketIOTestClient(port: ports[1])]
@@ -152,8 +149,6 @@ struct ClusteredRecoveryTests {
                 #expect(Set(roomTexts().prefix(2)) == ["m2", "m3"])
                 #expect(roomTexts().count == 3 && roomTexts().last == "m4")
                 for client in senders + [second] { client.close() }
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
             }
         }
     }
@@ -169,11 +164,8 @@ struct ClusterQueryTests {
             let servers = ios.map { io in
                 SockwayServer(configuration: .init(host: "127.0.0.1", port: 0, eventLoopThreads: 1), logger: logger, endpoints: [io.endpoint])
             }
-            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                var ports: [Int] = []
-                for server in servers { ports.append(try #require(await server.localAddress?.port)) }
+            try await withRunningServices(servers) {
+                let ports = try await listeningPorts(of: servers)
                 try await Task.sleep(for: .milliseconds(300))
                 let room = "sizes-" + UUID().uuidString.prefix(8)
                 var clients: [SocketIOTestClient] = []
@@ -204,8 +196,6 @@ struct ClusterQueryTests {
                 #expect(got.contains(#"42["direct","hello"]"#))
                 #expect(!clients[1].packets.contains(#"42["direct","hello"]"#))
                 for client in clients { client.close() }
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
             }
         }
     }
@@ -222,9 +212,7 @@ struct ClusterDirectSendTests {
                 configuration.bus = bus
                 return SockwayServer(configuration: configuration, logger: logger, endpoints: SockwayDemoEndpoints.all(bus: bus))
             }
-            let group = ServiceGroup(configuration: .init(services: servers, logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
+            try await withRunningServices(servers) {
                 let port = try #require(await servers[0].localAddress?.port)
                 try await Task.sleep(for: .milliseconds(300))
                 let id = "direct" + UUID().uuidString.prefix(8).lowercased()
@@ -239,8 +227,6 @@ struct ClusterDirectSendTests {
                 }
                 #expect(answer.contains("\r\n" + #"a["from two","\"quoted\""]"# + "\n"))
                 #expect(!answer.contains("nobody"))
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
             }
         }
     }

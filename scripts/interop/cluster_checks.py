@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -35,6 +34,7 @@ import sockway_pyenv  # noqa: E402
 
 sockway_pyenv.ensure(__file__)
 
+import cluster_senders  # noqa: E402
 import engineio  # noqa: E402
 import socketio  # noqa: E402
 
@@ -123,37 +123,11 @@ async def main():
             print(f"FAIL: sockway nodes --rooms says {members} members in the room, not {len(listeners)}", flush=True)
             return 1
         print(f"ok: sockway nodes --rooms: {members} members in the room over {len(nodes)} nodes", flush=True)
-    senders = []
-    for url in nodes:
-        sender = socketio.AsyncClient(reconnection=False)
-        await sender.connect(url, transports=["websocket"], wait_timeout=10)
-        senders.append(sender)
+    senders = await cluster_senders.connect_senders(nodes)
     # The rooms' bus subscriptions are there from the first join; give the nodes' cursors a moment.
     await asyncio.sleep(0.5)
-
-    acked = {index: [] for index in range(len(nodes))}
-    finished = {}
-
-    async def send(index):
-        for seq in range(args.messages):
-            if index == victim and seq >= args.messages // 3:
-                return
-            payload = f"{index}:{seq}"
-            try:
-                await senders[index].call("to-room", (room, payload), timeout=10)
-                acked[index].append(payload)
-            except Exception:
-                return
-            await asyncio.sleep(args.interval)
-        finished[index] = asyncio.get_running_loop().time()
-
-    async def kill_later():
-        while len(acked[victim]) < args.messages // 3:
-            await asyncio.sleep(0.01)
-        os.kill(args.kill_pid, signal.SIGKILL)
-        print(f"killed node {victim} (pid {args.kill_pid}) after {len(acked[victim])} of its messages", flush=True)
-
-    await asyncio.gather(*(send(index) for index in range(len(nodes))), kill_later())
+    acked, finished = await cluster_senders.send_and_kill(
+        senders, room, args.messages, args.interval, args.kill_pid, victim_name)
 
     stayed = [listener for listener in listeners if listener.nodes[0] != victim_name]
     moved = [listener for listener in listeners if listener.nodes[0] == victim_name]
@@ -219,9 +193,7 @@ async def main():
     lost += moved_lost
     for listener in listeners:
         await listener.client.disconnect()
-    for index, sender in enumerate(senders):
-        if index != victim:
-            await sender.disconnect()
+    await cluster_senders.disconnect_survivors(senders)
     return 0 if lost == 0 and duplicated == 0 and out_of_order == 0 else 1
 
 

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,7 @@ import sockway_pyenv  # noqa: E402
 
 sockway_pyenv.ensure(__file__)
 
-import socketio  # noqa: E402
+import cluster_senders  # noqa: E402
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "socketio-recovery")
 
@@ -152,37 +150,11 @@ async def main():
             print("FAIL: no listener landed on the node to be killed", flush=True)
             return 1
 
-        senders = []
-        for node_url in nodes:
-            sender = socketio.AsyncClient(reconnection=False)
-            await sender.connect(node_url, transports=["websocket"], wait_timeout=10)
-            senders.append(sender)
+        senders = await cluster_senders.connect_senders(nodes)
         await asyncio.sleep(0.5)
-        acked = {index: [] for index in range(len(nodes))}
-
-        async def send(index):
-            for seq in range(args.messages):
-                if index == victim and seq >= args.messages // 3:
-                    return
-                payload = f"{index}:{seq}"
-                try:
-                    await senders[index].call("to-room", (room, payload), timeout=10)
-                    acked[index].append(payload)
-                except Exception:
-                    return
-                await asyncio.sleep(args.interval)
-
-        async def kill_later():
-            while len(acked[victim]) < args.messages // 3:
-                await asyncio.sleep(0.01)
-            os.kill(args.kill_pid, signal.SIGKILL)
-            print(f"killed node {names[victim]} (pid {args.kill_pid}) after {len(acked[victim])} of its messages",
-                  flush=True)
-
-        await asyncio.gather(*(send(index) for index in range(len(nodes))), kill_later())
-        for index, sender in enumerate(senders):
-            if index != victim:
-                await sender.disconnect()
+        acked, _ = await cluster_senders.send_and_kill(
+            senders, room, args.messages, args.interval, args.kill_pid, names[victim])
+        await cluster_senders.disconnect_survivors(senders)
         await asyncio.sleep(3.0)  # the last replays and deliveries, and anything doubled
         page.finish = True
         if not await wait_for(lambda: len(page.results) == args.clients, 30):
