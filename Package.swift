@@ -195,6 +195,7 @@ let package = Package(
         .target(
             name: "SockwayClient",
             dependencies: [
+                "SockwaySocketIO",
                 "SockwayAsync",
                 "SockwayEngineIO",
                 "SockwaySockJS",

@@ -141,3 +141,55 @@ private func waitUntilClosed(_ client: SocketIOTestClient) async {
         }
     }
 }
+
+/// Sockway's own Socket.IO client (`SocketIOClient`) resumes the same way: private session id and last
+/// offset on reconnecting, by itself.
+@Suite(.timeLimit(.minutes(1))) struct SocketIOClientRecoveryTests {
+    /// Events until one matches `last` (that one included), skipping `auth` echoes.
+    private func events(from client: SocketIOClient, through last: (SocketIOClientEvent) -> Bool) async -> [SocketIOClientEvent] {
+        var seen: [SocketIOClientEvent] = []
+        while let event = await client.next() {
+            if case .event("auth", _) = event { continue }
+            seen.append(event)
+            if last(event) { break }
+        }
+        return seen
+    }
+
+    @Test(arguments: SockwayClientTransport.engineIO)
+    func theSwiftClientRecoversByItself(transport: SockwayClientTransport) async throws {
+        try await withDemoServer(socketIORecovery: SocketIORecovery()) { port in
+            let sender = try await SocketIOTestClient(port: port)
+            sender.send("40")
+            await sender.waitFor(1)
+            let client = SocketIOClient(url: "http://127.0.0.1:\(port)/socket.io", transport: transport)
+            await client.emit("join", ["r"])
+            guard case .connected(let id, recovered: false) = await client.next() else {
+                Issue.record("not connected")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))  // joined
+            sender.send(#"42["to-room","r","m1"]"#)
+            let first = await events(from: client) { $0 == .event(name: "room-message", arguments: ["m1"]) }
+            #expect(first == [.event(name: "room-message", arguments: ["m1"])])
+            await client.emit("disconnect-me")
+            let lost = await events(from: client) { if case .disconnected = $0 { true } else { false } }
+            #expect(lost.count == 1)
+            for text in ["m2", "m3"] { sender.send(#"42["to-room","r","\#(text)"]"#) }
+            try await Task.sleep(for: .milliseconds(200))
+            let back = await events(from: client) { $0 == .event(name: "room-message", arguments: ["m3"]) }
+            #expect(back == [
+                .connected(id: id, recovered: true),
+                .event(name: "room-message", arguments: ["m2"]),
+                .event(name: "room-message", arguments: ["m3"]),
+            ])
+            #expect(await client.recovered)
+            sender.send(#"42["to-room","r","m4"]"#)
+            let live = await events(from: client) { if case .event("room-message", _) = $0 { true } else { false } }
+            #expect(live == [.event(name: "room-message", arguments: ["m4"])])
+            await client.close()
+            #expect(await client.next() == nil)
+            sender.close()
+        }
+    }
+}
