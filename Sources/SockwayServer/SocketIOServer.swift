@@ -697,15 +697,23 @@ public final class SocketIOSocket: Sendable {
 
     /// A broadcast for this socket: sent, or held while the socket waits for what it missed.
     func deliver(_ packet: SocketIOWirePacket, at position: BroadcastPosition?) {
-        let send = state.withLockedValue { state -> Bool in
+        enum Action { case send, skip, overflow }
+        let limit = namespace.recovery?.maxMissedPackets ?? 0
+        let action = state.withLockedValue { state -> Action in
             if let position, let floor = state.replayedThrough, position.epoch == floor.epoch, position.offset <= floor.offset {
-                return false
+                return .skip
             }
-            guard state.held != nil else { return true }
+            guard state.held != nil else { return .send }
+            // Bounded like the replay: a socket that cannot catch up is dropped (its client comes back).
+            guard state.held!.count < limit else { return .overflow }
             state.held!.append((packet, position))
-            return false
+            return .skip
         }
-        if send { self.send(packet) }
+        switch action {
+        case .send: send(packet)
+        case .skip: break
+        case .overflow: dropConnection()
+        }
     }
 
     /// Sends what the socket missed (from the bus's history: those publications it is a target of),
