@@ -41,14 +41,19 @@ public struct BroadcastDelivery: Sendable {
     public var position: BroadcastPosition?
     /// The node that published it.
     public var origin: String
-    /// What the publisher passed to ``BroadcastBus/publish(_:on:)``.
+    /// What the publisher passed to ``BroadcastBus/publish(_:on:)``; empty when the bus handed over
+    /// ``value`` instead, without encoding it.
     public var payload: ByteBuffer
+    /// What the publisher passed to ``BroadcastBus/publish(_:on:encode:)``, when the bus is one process's
+    /// and did not need the bytes: use it rather than decoding ``payload``.
+    public var value: (any Sendable)?
 
-    public init(stream: String, position: BroadcastPosition?, origin: String, payload: ByteBuffer) {
+    public init(stream: String, position: BroadcastPosition?, origin: String, payload: ByteBuffer, value: (any Sendable)? = nil) {
         self.stream = stream
         self.position = position
         self.origin = origin
         self.payload = payload
+        self.value = value
     }
 }
 
@@ -66,6 +71,12 @@ public protocol BroadcastBus: AnyObject, Sendable {
 
     /// Publishes `payload` on `stream`. Returns at once; may be called from any thread.
     func publish(_ payload: ByteBuffer, on stream: String)
+
+    /// Publishes `value`, which `encode` turns into its payload, on `stream`. A bus that carries bytes
+    /// (to other nodes, into a history) encodes it; a bus of one process hands `value` itself to the
+    /// subscribers (``BroadcastDelivery/value``), which saves an encoding and a decoding per
+    /// publication on a single node. The default encodes and calls ``publish(_:on:)``.
+    func publish(_ value: some Sendable, on stream: String, encode: () -> ByteBuffer)
 
     /// Calls `deliver` with each publication on `stream` from now on, one call at a time, in the
     /// stream's order. Keep `deliver` short: it runs on the bus's own thread or the publisher's.
@@ -125,6 +136,12 @@ package struct MemberCounters: Sendable {
     }
 
     package var streams: [String] { Array(counters.keys) }
+}
+
+extension BroadcastBus {
+    public func publish(_ value: some Sendable, on stream: String, encode: () -> ByteBuffer) {
+        publish(encode(), on: stream)
+    }
 }
 
 /// A subscription to a stream; ``cancel()`` ends it (so does releasing it).

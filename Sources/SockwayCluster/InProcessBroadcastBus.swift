@@ -38,7 +38,7 @@ public final class InProcessBroadcastBus: BroadcastBus {
     private struct Stream {
         let epoch = BroadcastEpoch.make()
         var top: UInt64 = 0
-        var pending: [ByteBuffer] = []
+        var pending: [(payload: ByteBuffer, value: (any Sendable)?)] = []
         var draining = false
         /// The latest publications, the last one at `top`.
         var history = CircularBuffer<(at: ContinuousClock.Instant, payload: ByteBuffer)>()
@@ -65,8 +65,17 @@ public final class InProcessBroadcastBus: BroadcastBus {
     }
 
     public func publish(_ payload: ByteBuffer, on stream: String) {
+        enqueue((payload, nil), on: stream)
+    }
+
+    /// Without a retention nothing is encoded: the subscribers get `value`.
+    public func publish(_ value: some Sendable, on stream: String, encode: () -> ByteBuffer) {
+        enqueue((retention.count > 0 ? encode() : ByteBuffer(), value), on: stream)
+    }
+
+    private func enqueue(_ publication: (payload: ByteBuffer, value: (any Sendable)?), on stream: String) {
         let shouldDrain = state.withLockedValue { state -> Bool in
-            state.streams[stream, default: Stream()].pending.append(payload)
+            state.streams[stream, default: Stream()].pending.append(publication)
             guard !state.streams[stream]!.draining else { return false }
             state.streams[stream]!.draining = true
             return true
@@ -77,7 +86,7 @@ public final class InProcessBroadcastBus: BroadcastBus {
 
     private func drain(_ stream: String) {
         while true {
-            let next = state.withLockedValue { state -> (epoch: String, first: UInt64, batch: [ByteBuffer], handlers: [BroadcastSubscribers.Deliver])? in
+            let next = state.withLockedValue { state -> (epoch: String, first: UInt64, batch: [(payload: ByteBuffer, value: (any Sendable)?)], handlers: [BroadcastSubscribers.Deliver])? in
                 guard var entry = state.streams[stream], !entry.pending.isEmpty else {
                     if state.subscribers.handlers(of: stream).isEmpty {
                         state.streams[stream] = nil
@@ -92,21 +101,22 @@ public final class InProcessBroadcastBus: BroadcastBus {
                 entry.top += UInt64(batch.count)
                 if retention.count > 0 {
                     let now = ContinuousClock.now
-                    for payload in batch.suffix(retention.count) {
+                    for publication in batch.suffix(retention.count) {
                         if entry.history.count == retention.count { entry.history.removeFirst() }
-                        entry.history.append((now, payload))
+                        entry.history.append((now, publication.payload))
                     }
                 }
                 state.streams[stream] = entry
                 return (entry.epoch, first, batch, state.subscribers.handlers(of: stream))
             }
             guard let next else { return }
-            for (index, payload) in next.batch.enumerated() {
+            for (index, publication) in next.batch.enumerated() {
                 let delivery = BroadcastDelivery(
                     stream: stream,
                     position: BroadcastPosition(epoch: next.epoch, offset: next.first + UInt64(index)),
                     origin: nodeID,
-                    payload: payload
+                    payload: publication.payload,
+                    value: publication.value
                 )
                 for handler in next.handlers { handler(delivery) }
             }

@@ -203,7 +203,7 @@ public final class SocketIONamespace: Sendable {
     /// A broadcast from the bus (made here or on another node): to the local sockets it targets,
     /// encoded once (with its offset, when recovery is on).
     private func deliver(_ delivery: BroadcastDelivery) {
-        guard let broadcast = try? SocketIOBusBroadcast(decoding: delivery.payload) else { return }
+        guard let broadcast = delivery.value as? SocketIOBusBroadcast ?? (try? SocketIOBusBroadcast(decoding: delivery.payload)) else { return }
         let (targets, position) = state.withLockedValue { state in
             if let position = delivery.position { state.lastPosition = position }
             return (state.targets(rooms: broadcast.rooms, except: broadcast.except), state.lastPosition)
@@ -327,12 +327,12 @@ public struct SocketIOBroadcast: Sendable {
         guard rooms.count == self.rooms.count || !rooms.isEmpty else { return }
         let wire = SocketIOWirePacket(.event(event, arguments, namespace: namespace.name))
         let broadcast = SocketIOBusBroadcast(rooms: rooms, except: except, text: wire.text, attachments: wire.attachments)
-        namespace.bus.publish(broadcast.encoded(), on: namespace.stream)
+        namespace.bus.publish(broadcast, on: namespace.stream) { broadcast.encoded() }
     }
 }
 
 /// A Socket.IO broadcast as it travels on the bus: its targets and its packet, already encoded.
-struct SocketIOBusBroadcast: Equatable {
+struct SocketIOBusBroadcast: Equatable, Sendable {
     static let kind: UInt8 = 1
     /// Bounds on what a publication may carry, checked before anything is allocated for it.
     static let maxNames = 65_536
@@ -723,7 +723,7 @@ public final class SocketIOSocket: Sendable {
         var last = resumeAfter
         let rooms = self.rooms
         for delivery in missed {
-            guard let broadcast = try? SocketIOBusBroadcast(decoding: delivery.payload) else { continue }
+            guard let broadcast = delivery.value as? SocketIOBusBroadcast ?? (try? SocketIOBusBroadcast(decoding: delivery.payload)) else { continue }
             last = delivery.position ?? last
             guard broadcast.rooms.isEmpty || !broadcast.rooms.isDisjoint(with: rooms), !broadcast.except.contains(id) else { continue }
             send(namespace.packet(broadcast, offset: delivery.position))

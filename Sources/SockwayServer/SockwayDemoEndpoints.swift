@@ -16,7 +16,7 @@ public final class SockwayBroadcastGroup: Sendable {
     public let bus: any BroadcastBus
     private let members = NIOLockedValueBox<[ObjectIdentifier: SockwaySession]>([:])
     private let subscription = NIOLockedValueBox<BroadcastSubscription?>(nil)
-    private var stream: String { "sockjs:" + name }
+    private let stream: String
 
     /// A group of this process only.
     public convenience init() {
@@ -31,6 +31,7 @@ public final class SockwayBroadcastGroup: Sendable {
         guard BroadcastWire.isValidName(name) else { throw .invalidName }
         self.name = name
         self.bus = bus
+        self.stream = "sockjs:" + name
         let subscription = bus.subscribe(to: "sockjs:" + name) { [weak self] delivery in self?.deliver(delivery) }
         self.subscription.withLockedValue { $0 = subscription }
         bus.reportMembers(of: "sockjs:" + name) { [weak self] in ["": self?.count ?? 0] }
@@ -56,18 +57,19 @@ public final class SockwayBroadcastGroup: Sendable {
     /// Sends `messages` to every member, on every node.
     public func broadcast(_ messages: [String]) {
         guard !messages.isEmpty else { return }
-        bus.publish(SockJSBusMessages(messages).encoded(), on: stream)
+        let published = SockJSBusMessages(messages)
+        bus.publish(published, on: stream) { published.encoded() }
     }
 
     private func deliver(_ delivery: BroadcastDelivery) {
-        guard let decoded = try? SockJSBusMessages(decoding: delivery.payload) else { return }
+        guard let decoded = delivery.value as? SockJSBusMessages ?? (try? SockJSBusMessages(decoding: delivery.payload)) else { return }
         let snapshot = members.withLockedValue { Array($0.values) }
         for member in snapshot { member.send(contentsOf: decoded.messages) }
     }
 }
 
 /// Messages for one session, addressed by endpoint and id, as they travel on the bus.
-struct SessionDirectMessages: Equatable {
+struct SessionDirectMessages: Equatable, Sendable {
     static let kind: UInt8 = 4
     var prefix: String
     var sessionID: String
@@ -108,7 +110,7 @@ public enum SockwayBroadcastGroupError: Error, Sendable, Hashable {
 }
 
 /// A group's messages as they travel on the bus.
-struct SockJSBusMessages: Equatable {
+struct SockJSBusMessages: Equatable, Sendable {
     static let kind: UInt8 = 2
     static let maxMessages = 1 << 20
     var messages: [String]

@@ -49,7 +49,7 @@ public final class SockwayServer: Service, Sendable {
         while let loop = iterator.next() { loops.append(loop) }
         self.runtime = ServerRuntime(configuration: configuration, endpoints: endpoints, loops: loops, logger: logger)
         self.directSubscription = configuration.bus?.subscribe(to: Self.directStream) { [weak runtime] delivery in
-            guard let direct = try? SessionDirectMessages(decoding: delivery.payload) else { return }
+            guard let direct = delivery.value as? SessionDirectMessages ?? (try? SessionDirectMessages(decoding: delivery.payload)) else { return }
             runtime?.sendHere(direct.messages, toSession: direct.sessionID, at: direct.prefix)
         }
     }
@@ -65,7 +65,8 @@ public final class SockwayServer: Service, Sendable {
     public func send(_ messages: [String], toSession id: String, at prefix: String) {
         guard !messages.isEmpty else { return }
         guard let bus = configuration.bus else { return runtime.sendHere(messages, toSession: id, at: prefix) }
-        bus.publish(SessionDirectMessages(prefix: prefix, sessionID: id, messages: messages).encoded(), on: Self.directStream)
+        let direct = SessionDirectMessages(prefix: prefix, sessionID: id, messages: messages)
+        bus.publish(direct, on: Self.directStream) { direct.encoded() }
     }
 
     /// The address the server listens on, once it does (useful with port 0). `nil` if binding failed.

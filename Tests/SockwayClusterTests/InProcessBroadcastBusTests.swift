@@ -24,6 +24,67 @@ import Testing
         withExtendedLifetime((a, b, other)) {}
     }
 
+    // A value published on a bus without history reaches the subscribers as it is, never encoded; with
+    // a retention it is encoded for the history and still handed over as it is.
+    @Test func aValueIsHandedOverWithoutEncodingUnlessAHistoryNeedsIt() async {
+        for retention in [InProcessBroadcastBus.Retention.none, .init(count: 10, age: .seconds(60))] {
+            let bus = InProcessBroadcastBus(retention: retention)
+            let seen = NIOLockedValueBox<[(value: String?, payload: String)]>([])
+            let encodings = NIOLockedValueBox(0)
+            let subscription = bus.subscribe(to: "room") { delivery in
+                seen.withLockedValue { $0.append((delivery.value as? String, String(buffer: delivery.payload))) }
+            }
+            bus.publish("hello", on: "room") {
+                encodings.withLockedValue { $0 += 1 }
+                return ByteBuffer(string: "encoded hello")
+            }
+            let kept = retention.count > 0
+            #expect(seen.withLockedValue { $0.map(\.value) } == ["hello"])
+            #expect(seen.withLockedValue { $0.map(\.payload) } == [kept ? "encoded hello" : ""])
+            #expect(encodings.withLockedValue { $0 } == (kept ? 1 : 0))
+            withExtendedLifetime(subscription) {}
+        }
+    }
+
+    // History: whole after a position, unavailable past the ring, for another epoch or over the limit.
+    @Test func theHistoryIsTheRetainedTailAfterAPosition() async throws {
+        let bus = InProcessBroadcastBus(retention: .init(count: 3, age: .seconds(60)))
+        let positions = NIOLockedValueBox<[BroadcastPosition]>([])
+        let subscription = bus.subscribe(to: "room") { delivery in positions.withLockedValue { $0.append(delivery.position!) } }
+        for text in ["a", "b", "c", "d", "e"] { bus.publish(payload(text), on: "room") }
+        let epoch = try #require(positions.withLockedValue { $0.first?.epoch })
+        func texts(after offset: UInt64, epoch: String? = nil, limit: Int = 10) async -> [String]? {
+            guard case .publications(let deliveries) = await bus.history(of: "room", after: .init(epoch: epoch ?? "", offset: offset), limit: limit) else { return nil }
+            return deliveries.map { String(buffer: $0.payload) }
+        }
+        #expect(await texts(after: 2, epoch: epoch) == ["c", "d", "e"])
+        #expect(await texts(after: 4, epoch: epoch) == ["e"])
+        #expect(await texts(after: 5, epoch: epoch) == [])
+        #expect(await texts(after: 1, epoch: epoch) == nil)  // "b" is gone from the ring
+        #expect(await texts(after: 6, epoch: epoch) == nil)
+        #expect(await texts(after: 2, epoch: "another") == nil)
+        #expect(await texts(after: 2, epoch: epoch, limit: 2) == nil)
+        withExtendedLifetime(subscription) {}
+    }
+
+    // The session shelf: an open record cannot be taken, a parked one once, a forgotten one never.
+    @Test func aParkedSessionIsTakenOnce() async {
+        let bus = InProcessBroadcastBus()
+        bus.keepSession(ByteBuffer(string: "state"), key: "k", window: .seconds(30))
+        #expect(await bus.takeSession(key: "k") == nil)
+        bus.parkSession(key: "k")
+        #expect(await bus.takeSession(key: "k") == ByteBuffer(string: "state"))
+        #expect(await bus.takeSession(key: "k") == nil)
+        bus.keepSession(ByteBuffer(string: "state"), key: "gone", window: .seconds(30))
+        bus.parkSession(key: "gone")
+        bus.forgetSession(key: "gone")
+        #expect(await bus.takeSession(key: "gone") == nil)
+        bus.keepSession(ByteBuffer(string: "state"), key: "brief", window: .milliseconds(50))
+        bus.parkSession(key: "brief")
+        try? await Task.sleep(for: .milliseconds(150))
+        #expect(await bus.takeSession(key: "brief") == nil)
+    }
+
     @Test func aPublicationMadeInsideADeliveryComesAfterItWithoutRecursion() {
         let bus = InProcessBroadcastBus()
         let seen = NIOLockedValueBox<[String]>([])
