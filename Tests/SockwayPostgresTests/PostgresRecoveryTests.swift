@@ -11,6 +11,13 @@ import Testing
 
 /// What the outbox gives a client that comes back: the history after a position, and the records of
 /// sessions to resume, on any node.
+/// Returns once what `bus` was asked to write before is written: a session write waits for the
+/// worker's next turn (a node resuming a session elsewhere reads only what is written), and a request to
+/// the worker is handled after it.
+func written(by bus: PostgresBroadcastBus) async {
+    _ = await bus.history(of: "nothing", after: BroadcastPosition(epoch: "none", offset: 0), limit: 1)
+}
+
 @Suite(.serialized, .enabled(if: TestDatabase.available, "needs SOCKWAY_POSTGRES_URL (scripts/test starts PostgreSQL)"))
 struct PostgresRecoveryTests {
     private func texts(_ history: BroadcastHistory) -> [String]? {
@@ -56,6 +63,7 @@ struct PostgresRecoveryTests {
             // Open on a live node: not to be taken.
             #expect(await nodes[1].takeSession(key: key) == nil)
             nodes[0].parkSession(key: key)
+            await written(by: nodes[0])
             #expect(await nodes[1].takeSession(key: key) == ByteBuffer(string: "state"))
             #expect(await nodes[0].takeSession(key: key) == nil)
 
@@ -63,11 +71,13 @@ struct PostgresRecoveryTests {
             nodes[0].keepSession(ByteBuffer(string: "state"), key: forgotten, window: .seconds(30))
             nodes[0].parkSession(key: forgotten)
             nodes[0].forgetSession(key: forgotten)
+            await written(by: nodes[0])
             #expect(await nodes[1].takeSession(key: forgotten) == nil)
 
             let brief = "pid-" + UUID().uuidString
             nodes[0].keepSession(ByteBuffer(string: "state"), key: brief, window: .milliseconds(200))
             nodes[0].parkSession(key: brief)
+            await written(by: nodes[0])
             try await Task.sleep(for: .milliseconds(400))
             #expect(await nodes[1].takeSession(key: brief) == nil)
         }
@@ -82,7 +92,7 @@ struct PostgresRecoveryTests {
             try await withNodes(["doomed"]) { doomed in
                 doomed[0].keepSession(ByteBuffer(string: "open"), key: key, window: .seconds(30))
                 doomed[0].keepSession(ByteBuffer(string: "old"), key: stale, window: .milliseconds(300))
-                _ = await doomed[0].history(of: "nothing", after: BroadcastPosition(epoch: "x", offset: 0), limit: 1)  // written by now
+                await written(by: doomed[0])
                 #expect(await survivors[0].takeSession(key: key) == nil)
             }
             try await Task.sleep(for: .milliseconds(500))
